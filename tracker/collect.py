@@ -1,0 +1,80 @@
+"""`tracker collect` as a Python function: run the enabled collectors once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker.clock import Clock, system_clock
+from tracker.collectors import registry
+from tracker.collectors.base import Collector
+from tracker.config import Config
+from tracker.errors import ConfigError, StorageError
+from tracker.model import TargetResult
+from tracker.runner import Runner, RunSummary, StorageFailed
+from tracker.storage.engine import describe, open_database, short_reason
+from tracker.storage.store import Store
+
+
+def build_collectors(config: Config, only: Sequence[str] | None = None) -> list[Collector[Any]]:
+    """The collectors to run: every configured and enabled one, or exactly `only`.
+
+    A collector named with `--only` runs even when `enabled: false`, because a
+    person asked for it explicitly; one that has no section in the config cannot.
+    """
+    names = list(dict.fromkeys(only)) if only else registry.names()
+    collectors: list[Collector[Any]] = []
+    for name in names:
+        if name not in registry.names():
+            known = ", ".join(registry.names())
+            raise ConfigError(f"--only: unknown collector {name!r} (known: {known})")
+        settings = config.collectors.get(name)
+        if settings is None:
+            if only:
+                raise ConfigError(f"--only: collectors.{name} is not in {config.path}")
+            continue
+        if not settings.enabled and not only:
+            continue
+        collectors.append(registry.get(name)(settings, config))
+    return collectors
+
+
+def collect(
+    config: Config,
+    *,
+    only: Sequence[str] | None = None,
+    clock: Clock = system_clock,
+    on_start: Callable[[str, int], None] | None = None,
+    on_target: Callable[[TargetResult], None] | None = None,
+    on_summary: Callable[[RunSummary], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> list[RunSummary]:
+    """Run each collector once, in registry order; raises StorageError if nothing can be written."""
+    collectors = build_collectors(config, only)
+    engine = open_database(config.database)
+    try:
+        store = Store(engine)
+        store.mark_abandoned_runs(clock())
+        runner = Runner(store, clock, on_start=on_start, on_target=on_target, stop=stop)
+        summaries: list[RunSummary] = []
+
+        async def run_all() -> None:
+            for collector in collectors:
+                if stop is not None and stop.is_set():
+                    break
+                summary = await runner.run(collector)
+                summaries.append(summary)
+                if on_summary:
+                    on_summary(summary)
+
+        asyncio.run(run_all())
+        return summaries
+    except StorageFailed as exc:
+        raise StorageError(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot write to {describe(engine)}: {short_reason(exc)}") from None
+    finally:
+        engine.dispose()

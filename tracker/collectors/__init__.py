@@ -1,0 +1,1 @@
+"""One module per platform behind the `Collector` interface; `registry` lists them."""

@@ -1,0 +1,62 @@
+"""The one small interface every platform module implements.
+
+A collector names its targets, fetches each through a `TargetSession` (which logs
+and archives every response), and parses the fetch log with a pure function.
+Fetching and parsing are separate so `tracker reparse` can run the parser again
+on the archive after a fix, without touching the network.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import ClassVar, Generic, TypeVar
+
+from tracker.config import CollectorSettings, Config
+from tracker.http.session import TargetSession
+from tracker.model import Fetched, Parsed
+from tracker.storage.history import History
+from tracker.targets import Target
+
+S = TypeVar("S", bound=CollectorSettings)
+
+
+class Collector(ABC, Generic[S]):
+    """One platform. Subclasses set the class attributes and the three methods."""
+
+    name: ClassVar[str]
+    """The `source` of every observation it writes, and its key under `collectors:`."""
+    settings_model: ClassVar[type[CollectorSettings]]
+    metrics: ClassVar[tuple[str, ...]]
+    summary: ClassVar[str]
+    """One line for `tracker collectors`: what it measures and from where."""
+    respect_robots: ClassVar[bool] = False
+    """Crawlers of many independent servers obey robots.txt; documented APIs need not."""
+
+    def __init__(self, settings: S, config: Config) -> None:
+        self.settings = settings
+        self.config = config
+
+    def unavailable(self) -> str | None:
+        """Why the collector cannot run now (for example a missing API key), or None."""
+        return None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log, the fetch log or the database."""
+        return ()
+
+    def config_keys(self) -> list[str]:
+        return [f"collectors.{self.name}.{key}" for key in self.settings_model.model_fields]
+
+    @abstractmethod
+    def targets(self, history: History) -> Sequence[Target]:
+        """What to poll in this run."""
+
+    @abstractmethod
+    async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
+        """Make this target's requests; every response lands in `session.records`."""
+
+    @abstractmethod
+    def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
+        """Pure: the fetch log of one target into observations (also used by reparse)."""

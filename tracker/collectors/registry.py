@@ -1,0 +1,21 @@
+"""The one place that lists the collectors. Adding a platform = one module + one line here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracker.collectors.base import Collector
+from tracker.collectors.fediverse import FediverseCollector
+
+COLLECTORS: tuple[type[Collector[Any]], ...] = (FediverseCollector,)
+
+
+def names() -> list[str]:
+    return [collector.name for collector in COLLECTORS]
+
+
+def get(name: str) -> type[Collector[Any]]:
+    for collector in COLLECTORS:
+        if collector.name == name:
+            return collector
+    raise KeyError(f"unknown collector {name!r} (known: {', '.join(names())})")

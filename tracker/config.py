@@ -1,0 +1,233 @@
+"""Reading and validating `config.yaml`.
+
+The key names are a contract (scripts outside the repo write these files), so
+unknown keys are refused rather than ignored: a typo must not silently turn a
+collector off. Every mistake becomes one `ConfigError` line naming the dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from tracker.errors import ConfigError
+
+CONFIG_ENV = "TRACKER_CONFIG"
+DB_URL_ENV = "TRACKER_DB_URL"
+DEFAULT_CONFIG = Path("config.yaml")
+DEFAULT_DATABASE = "sqlite:///data/tracker.db"
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(Strict):
+    """How hard and how long the collectors may talk to one server."""
+
+    timeout: float = Field(20.0, gt=0, le=600, description="seconds per request")
+    deadline: float = Field(60.0, gt=0, le=86400, description="seconds per target, all requests")
+    concurrency: int = Field(32, ge=1, le=10000, description="targets in flight")
+    per_host: int = Field(2, ge=1, le=100, description="connections per host")
+    max_bytes: int = Field(5_000_000, ge=1024, le=1_000_000_000, description="body size cap")
+    retries: int = Field(3, ge=0, le=10, description="retries on 429, 5xx, lost connections")
+
+
+class HttpOverride(Strict):
+    """A collector's own `http:` section: any key given replaces the global one."""
+
+    timeout: float | None = Field(None, gt=0, le=600)
+    deadline: float | None = Field(None, gt=0, le=86400)
+    concurrency: int | None = Field(None, ge=1, le=10000)
+    per_host: int | None = Field(None, ge=1, le=100)
+    max_bytes: int | None = Field(None, ge=1024, le=1_000_000_000)
+    retries: int | None = Field(None, ge=0, le=10)
+
+    def apply(self, base: HttpSettings) -> HttpSettings:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class CollectorSettings(Strict):
+    """Keys every collector section accepts; collectors subclass this with their own."""
+
+    enabled: bool = True
+    http: HttpOverride = HttpOverride()
+
+
+class Config(Strict):
+    """The whole file, after validation. `database` is a resolved SQLAlchemy URL."""
+
+    database: str = DEFAULT_DATABASE
+    contact: str
+    http: HttpSettings = HttpSettings()
+    collectors: dict[str, CollectorSettings] = Field(default_factory=dict)
+    path: Path = Path("config.yaml")
+
+    @field_validator("contact")
+    @classmethod
+    def _contact_is_reachable(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith(("http://", "https://")) and "." in value.split("/", 3)[2]:
+            return value
+        if value.startswith("mailto:") and "@" in value:
+            return value
+        raise ValueError(
+            "must be an http(s):// URL or a mailto: address where people can reach you"
+        )
+
+    def http_for(self, collector: str) -> HttpSettings:
+        settings = self.collectors.get(collector)
+        return settings.http.apply(self.http) if settings else self.http
+
+
+S = TypeVar("S", bound=CollectorSettings)
+
+
+def settings_for(config: Config, name: str, model: type[S]) -> S | None:
+    """The typed settings of one collector, or None when its section is absent."""
+    settings = config.collectors.get(name)
+    if settings is None:
+        return None
+    if not isinstance(settings, model):
+        raise TypeError(f"collectors.{name} was validated as {type(settings).__name__}")
+    return settings
+
+
+def resolve_config_path(explicit: Path | None) -> Path:
+    """`--config PATH` > `$TRACKER_CONFIG` > `./config.yaml`."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def load_config(explicit: Path | None = None) -> Config:
+    path = resolve_config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"config: cannot read {path}: {reason}") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate a config text; relative SQLite paths resolve against `path`'s folder."""
+    data = _load_yaml(text, path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the file must be a mapping of keys, not {type(data).__name__}")
+    raw_collectors = data.pop("collectors", {}) or {}
+    if not isinstance(raw_collectors, dict):
+        raise ConfigError(f"{path}: collectors: must be a mapping of collector names")
+    try:
+        config = Config.model_validate({**data, "collectors": {}, "path": path})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+    collectors = _validate_collectors(raw_collectors, path)
+    database = _resolve_database(os.environ.get(DB_URL_ENV) or config.database, path)
+    return config.model_copy(update={"collectors": collectors, "database": database})
+
+
+def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, CollectorSettings]:
+    from tracker.collectors import registry  # late: collectors import this module
+
+    known = registry.names()
+    result: dict[str, CollectorSettings] = {}
+    for name, section in raw.items():
+        if name not in known:
+            raise ConfigError(
+                f"{path}: collectors.{name}: unknown collector (known: {', '.join(known)})"
+            )
+        model = registry.get(name).settings_model
+        try:
+            result[name] = model.model_validate(section or {})
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: {_first_error(exc, prefix=f'collectors.{name}')}") from None
+    return result
+
+
+def _resolve_database(url_text: str, path: Path) -> str:
+    from_env = bool(os.environ.get(DB_URL_ENV))
+    key = f"${DB_URL_ENV}" if from_env else "database"
+    try:
+        url: URL = make_url(url_text)
+    except ArgumentError:
+        raise ConfigError(f"{path}: {key}: not a valid SQLAlchemy URL: {url_text!r}") from None
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return url.render_as_string(hide_password=False)
+        db_path = Path(database).expanduser()
+        if not db_path.is_absolute():
+            # The config file's folder anchors it, so cron can run from anywhere;
+            # a URL from the environment is relative to where the person typed it.
+            anchor = Path.cwd() if from_env else path.resolve().parent
+            db_path = anchor / db_path
+        url = url.set(database=str(db_path))
+    return url.render_as_string(hide_password=False)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (PyYAML would keep the last one)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.MarkedYAMLError(
+                problem=f"key {key!r} appears twice (line {mark.line + 1})", problem_mark=mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,
+)
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = (exc.problem or "syntax error").strip()
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _first_error(exc: ValidationError, prefix: str = "") -> str:
+    error = exc.errors(include_url=False)[0]
+    parts = [prefix] if prefix else []
+    parts += [str(part) for part in error["loc"]]
+    key = ".".join(parts) or "(top level)"
+    message = _MESSAGES.get(error["type"], error["msg"])
+    message = message.removeprefix("Value error, ")
+    given = error.get("input")
+    if error["type"] not in _MESSAGES and isinstance(given, str | int | float) and given != "":
+        shown = repr(given)
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return f"{key}: {message}"

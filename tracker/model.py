@@ -1,0 +1,140 @@
+"""The values that pass between the layers: fetched responses, observations, outcomes.
+
+Fetching produces `Fetched` records, a pure parser turns them into `Parsed`, and
+storage writes both. Keeping these plain (no I/O, no SQLAlchemy) is what lets a
+parser be tested on a payload file and lets `tracker reparse` replay the archive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from tracker.sanity import Rejection
+
+Period = Literal["", "day", "week"]
+Outcome = Literal["ok", "failed", "skipped"]
+
+
+def utc(dt: datetime) -> datetime:
+    """Aware UTC, truncated to the second: the resolution every table stores."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One number about one target.
+
+    `period` is '' for a reading at an instant, or 'day'/'week' for a value that
+    covers the period starting at `observed_at`. `replace=False` marks a value
+    that may fill a gap but must not overwrite a better one already stored
+    (see the Mastodon activity buckets).
+    """
+
+    platform: str
+    target: str
+    metric: str
+    value: int
+    observed_at: datetime
+    period: Period = ""
+    replace: bool = True
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a target gave no usable data: a short machine kind and a human detail."""
+
+    kind: str
+    detail: str
+
+
+SKIP_KINDS = frozenset({"robots", "not_due"})
+"""Failure kinds that mean "deliberately not collected" rather than "broken"."""
+
+
+def outcome_for(failure: Failure | None) -> Outcome:
+    if failure is None:
+        return "ok"
+    return "skipped" if failure.kind in SKIP_KINDS else "failed"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One HTTP exchange as it is logged and archived (URL already stripped of secrets)."""
+
+    kind: str
+    url: str
+    fetched_at: datetime
+    method: str = "GET"
+    status: int | None = None
+    error_kind: str | None = None
+    error_detail: str | None = None
+    body: bytes | None = None
+    content_type: str | None = None
+    elapsed_ms: int = 0
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error_kind is None and self.status is not None and 200 <= self.status < 300
+
+
+class PayloadError(ValueError):
+    """A body that is not the JSON we asked for; `kind` goes into the fetch log."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def decode_json(fetched: Fetched) -> Any:
+    """The JSON body, whatever the Content-Type says (servers send JSON as text/plain)."""
+    body = fetched.body or b""
+    text = body.lstrip()[:64].lower()
+    if not text:
+        raise PayloadError("empty_body", "the response body is empty")
+    if text.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        raise PayloadError("not_json", "HTML or XML where JSON was expected")
+    try:
+        return json.loads(body)
+    except UnicodeDecodeError:
+        raise PayloadError("not_json", "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(body.rstrip()) - 1:
+            raise PayloadError("bad_json", f"truncated JSON ({exc.msg})") from None
+        raise PayloadError("bad_json", f"invalid JSON at byte {exc.pos} ({exc.msg})") from None
+
+
+@dataclass
+class Parsed:
+    """What a parser made of one target's responses."""
+
+    observations: list[Observation] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    platform: str | None = None
+    software: str | None = None
+    version: str | None = None
+    failure: Failure | None = None
+
+
+@dataclass
+class TargetResult:
+    """Everything one target's collection produced, written in one transaction."""
+
+    source: str
+    target: str
+    outcome: Outcome
+    started_at: datetime
+    fetched: Sequence[Fetched] = ()
+    parsed: Parsed = field(default_factory=Parsed)
+    failure: Failure | None = None
+
+    @property
+    def observations(self) -> Iterable[Observation]:
+        return self.parsed.observations

@@ -1,0 +1,369 @@
+"""Pure parsers for fediverse servers: NodeInfo, Mastodon, Misskey and Lemmy payloads.
+
+No I/O here: each function takes decoded JSON (or the fetch log) and returns
+numbers, so every quirk of the real payloads (see `../shared/payloads/README.md`)
+is pinned by a unit test on a payload file, and `tracker reparse` can replay them.
+
+Which source wins when two publish the same metric: NodeInfo first (every
+software publishes it, with the same meaning), then the software's own API.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tracker.model import (
+    Failure,
+    Fetched,
+    Observation,
+    Parsed,
+    PayloadError,
+    decode_json,
+)
+from tracker.sanity import Rejection, check_count
+
+NODEINFO_SCHEMA = re.compile(r"^https?://nodeinfo\.diaspora\.software/ns/schema/(\d+(?:\.\d+)?)$")
+
+MASTODON_FAMILY = frozenset(
+    {"mastodon", "hometown", "glitchsoc", "glitch-soc", "fedibird", "kmyblue", "ecko", "chuckya"}
+)
+MISSKEY_FAMILY = frozenset(
+    {
+        "misskey",
+        "sharkey",
+        "firefish",
+        "calckey",
+        "foundkey",
+        "iceshrimp",
+        "cherrypick",
+        "meisskey",
+        "catodon",
+        "magnetar",
+    }
+)
+PLEROMA_FAMILY = frozenset({"pleroma", "akkoma"})
+
+# Kinds of fetch-log records this collector writes; parse reads them back by kind.
+WELLKNOWN = "nodeinfo_links"
+NODEINFO = "nodeinfo"
+INSTANCE_V2 = "mastodon_instance_v2"
+INSTANCE_V1 = "mastodon_instance_v1"
+ACTIVITY = "mastodon_activity"
+PEERS = "mastodon_peers"
+MISSKEY_STATS = "misskey_stats"
+LEMMY_SITE = "lemmy_site"
+
+ACTIVITY_METRICS = {"registrations": "registrations", "logins": "logins", "statuses": "statuses"}
+
+
+def platform_of(software: str) -> str:
+    """The software family a server belongs to (forks count as their parent)."""
+    name = software.strip().lower()
+    if name in MASTODON_FAMILY:
+        return "mastodon"
+    if name in MISSKEY_FAMILY:
+        return "misskey"
+    if name in PLEROMA_FAMILY:
+        return "pleroma"
+    return re.sub(r"[^a-z0-9._-]+", "-", name)[:64] or "unknown"
+
+
+def pick_nodeinfo_href(document: Any) -> str | None:
+    """The href of the newest NodeInfo 2.x schema a `/.well-known/nodeinfo` lists.
+
+    Accepts the standard `{"links": [...]}`, and the buggy old-Hubzilla shape where
+    `links` is one object and more links hide under other top-level keys.
+    """
+    if not isinstance(document, dict):
+        return None
+    candidates: list[Any] = []
+    links = document.get("links")
+    if isinstance(links, list):
+        candidates.extend(links)
+    elif isinstance(links, dict):
+        candidates.append(links)
+    candidates.extend(value for key, value in document.items() if key != "links")
+    best: tuple[float, str] | None = None
+    for link in candidates:
+        if not isinstance(link, dict):
+            continue
+        rel, href = link.get("rel"), link.get("href")
+        if not isinstance(rel, str) or not isinstance(href, str) or not href.strip():
+            continue
+        match = NODEINFO_SCHEMA.match(rel.strip())
+        if not match:
+            continue
+        version = float(match.group(1))
+        if version >= 2.0 and (best is None or version > best[0]):
+            best = (version, href.strip())
+    return best[1] if best else None
+
+
+@dataclass
+class Counts:
+    """Raw published numbers by metric, first source wins, then checked together."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def offer(self, metric: str, value: Any) -> None:
+        if value is not None and metric not in self.raw:
+            self.raw[metric] = value
+
+    def checked(self, software: str | None) -> tuple[dict[str, int], list[Rejection]]:
+        values: dict[str, int] = {}
+        rejected: list[Rejection] = []
+        for metric, raw in self.raw.items():
+            result = check_count(metric, raw)
+            if isinstance(result, Rejection):
+                rejected.append(result)
+            elif isinstance(result, int):
+                values[metric] = result
+        total = values.get("users_total")
+        if total == 0:
+            del values["users_total"]
+            mode = " (GoToSocial instance-stats-mode zero)" if software == "gotosocial" else ""
+            rejected.append(Rejection("users_total", "0", f"withheld: zero users{mode}"))
+        elif total is not None:
+            for metric in [m for m in values if m.startswith("users_active_")]:
+                if values[metric] > total:
+                    rejected.append(
+                        Rejection(
+                            metric,
+                            str(values.pop(metric)),
+                            f"more active users than users in total ({total})",
+                        )
+                    )
+        return values, rejected
+
+
+def read_nodeinfo(document: Any, counts: Counts) -> tuple[str | None, str | None]:
+    """Offer a NodeInfo document's counters; returns (software name, version)."""
+    if not isinstance(document, dict):
+        raise PayloadError("bad_shape", "NodeInfo is not a JSON object")
+    software = document.get("software")
+    name = version = None
+    if isinstance(software, dict):
+        name = _text(software.get("name"))
+        version = _text(software.get("version"))
+    usage = document.get("usage")
+    if not isinstance(usage, dict) or not name:
+        raise PayloadError("bad_shape", "NodeInfo without software.name or usage")
+    users = usage.get("users")
+    if isinstance(users, dict):
+        counts.offer("users_total", users.get("total"))
+        counts.offer("users_active_month", users.get("activeMonth"))
+        # GoToSocial spells it activeHalfYear.
+        counts.offer("users_active_halfyear", _first(users, "activeHalfyear", "activeHalfYear"))
+    counts.offer("posts_total", usage.get("localPosts"))
+    counts.offer("comments_total", usage.get("localComments"))
+    open_registrations = document.get("openRegistrations")
+    if isinstance(open_registrations, bool):
+        counts.offer("registrations_open", int(open_registrations))
+    return name.lower(), version
+
+
+def read_mastodon_instance(document: Any, counts: Counts) -> None:
+    """`/api/v2/instance` (usage.users.active_month) or `/api/v1/instance` (stats)."""
+    if not isinstance(document, dict):
+        raise PayloadError("bad_shape", "instance is not a JSON object")
+    usage = document.get("usage")
+    if isinstance(usage, dict) and isinstance(usage.get("users"), dict):
+        counts.offer("users_active_month", usage["users"].get("active_month"))
+    stats = document.get("stats")
+    if isinstance(stats, dict):
+        counts.offer("users_total", stats.get("user_count"))
+        counts.offer("posts_total", stats.get("status_count"))
+    registrations = document.get("registrations")
+    if isinstance(registrations, dict) and isinstance(registrations.get("enabled"), bool):
+        counts.offer("registrations_open", int(registrations["enabled"]))
+    elif isinstance(registrations, bool):
+        counts.offer("registrations_open", int(registrations))
+
+
+def read_misskey_stats(document: Any, counts: Counts) -> None:
+    """`POST /api/stats`: the `original*` counts are local; the others include remote."""
+    if not isinstance(document, dict):
+        raise PayloadError("bad_shape", "stats is not a JSON object")
+    counts.offer("users_total", document.get("originalUsersCount"))
+    counts.offer("posts_total", document.get("originalNotesCount"))
+    counts.offer("peers_total", document.get("instances"))
+
+
+def read_lemmy_site(document: Any, counts: Counts) -> None:
+    """`GET /api/v3/site`: `site_view.counts` (Lemmy 1.0 moved them to `local_site`)."""
+    if not isinstance(document, dict) or not isinstance(document.get("site_view"), dict):
+        raise PayloadError("bad_shape", "site without site_view")
+    view = document["site_view"]
+    stats = view.get("counts")
+    if not isinstance(stats, dict):
+        stats = view.get("local_site") if isinstance(view.get("local_site"), dict) else {}
+    for metric, key in (
+        ("users_total", "users"),
+        ("posts_total", "posts"),
+        ("comments_total", "comments"),
+        ("users_active_day", "users_active_day"),
+        ("users_active_week", "users_active_week"),
+        ("users_active_month", "users_active_month"),
+        ("users_active_halfyear", "users_active_half_year"),
+    ):
+        counts.offer(metric, stats.get(key))
+
+
+def count_peers(document: Any) -> int:
+    if not isinstance(document, list):
+        raise PayloadError("bad_shape", "peers is not a JSON array")
+    return len({peer for peer in document if isinstance(peer, str)})
+
+
+def iso_week_of_window(start: datetime) -> tuple[datetime, bool]:
+    """The ISO week (its Monday 00:00 UTC) a 7-day window mostly covers, and whether
+    the window is exactly that week.
+
+    Current Mastodon computes buckets as `now - N weeks` for 7 days (not aligned to
+    weeks; older versions used ISO weeks). The middle day of the window decides the
+    week, so the 12 buckets of one response always land on 12 different weeks.
+    """
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    middle = day + timedelta(days=3)
+    monday = middle - timedelta(days=middle.weekday())
+    return monday, day == monday
+
+
+def read_activity(
+    document: Any, platform: str, target: str
+) -> tuple[list[Observation], list[Rejection]]:
+    """Weekly buckets from `/api/v1/instance/activity`, all values strings.
+
+    The newest bucket is skipped: its window reaches into the future and holds
+    only today's partial counts, a fake drop at the end of every weekly series.
+    A bucket not aligned to its ISO week only fills a gap (`replace=False`), so a
+    later exactly aligned bucket is the one that stays.
+    """
+    if not isinstance(document, list):
+        raise PayloadError("bad_shape", "activity is not a JSON array")
+    buckets: list[tuple[int, Mapping[str, Any]]] = []
+    rejected: list[Rejection] = []
+    for bucket in document:
+        if not isinstance(bucket, dict):
+            continue
+        week = check_count("activity.week", bucket.get("week"))
+        if isinstance(week, int):
+            buckets.append((week, bucket))
+        elif isinstance(week, Rejection):
+            rejected.append(week)
+    buckets.sort(key=lambda item: item[0])
+    observations: list[Observation] = []
+    for week, bucket in buckets[:-1]:
+        monday, aligned = iso_week_of_window(datetime.fromtimestamp(week, UTC))
+        for key, metric in ACTIVITY_METRICS.items():
+            result = check_count(metric, bucket.get(key))
+            if isinstance(result, Rejection):
+                rejected.append(result)
+            elif isinstance(result, int):
+                observations.append(
+                    Observation(
+                        platform=platform,
+                        target=target,
+                        metric=metric,
+                        value=result,
+                        observed_at=monday,
+                        period="week",
+                        replace=aligned,
+                    )
+                )
+    return observations, rejected
+
+
+def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
+    """All of one server's responses from one run, into observations."""
+    parsed = Parsed()
+    counts = Counts()
+    by_kind = {record.kind: record for record in records if record.ok}
+    nodeinfo = by_kind.get(NODEINFO)
+    if nodeinfo is not None:
+        try:
+            parsed.software, parsed.version = read_nodeinfo(decode_json(nodeinfo), counts)
+        except PayloadError as exc:
+            parsed.failure = Failure(exc.kind, f"NodeInfo: {exc.detail}")
+    readers = (
+        (INSTANCE_V2, read_mastodon_instance),
+        (INSTANCE_V1, read_mastodon_instance),
+        (MISSKEY_STATS, read_misskey_stats),
+        (LEMMY_SITE, read_lemmy_site),
+    )
+    for kind, reader in readers:
+        record = by_kind.get(kind)
+        if record is None:
+            continue
+        try:
+            document = decode_json(record)
+            reader(document, counts)
+            if parsed.software is None and kind in (INSTANCE_V2, INSTANCE_V1):
+                parsed.software, parsed.version = "mastodon", _instance_version(document)
+        except PayloadError as exc:
+            parsed.rejections.append(Rejection(kind, "(payload)", f"{exc.kind}: {exc.detail}"))
+    if parsed.software is None:
+        parsed.failure = parsed.failure or no_data_failure(records)
+        return parsed
+    parsed.failure = None  # an API answered even though NodeInfo did not
+    parsed.platform = platform_of(parsed.software)
+    peers = by_kind.get(PEERS)
+    if peers is not None:
+        try:
+            counts.offer("peers_total", count_peers(decode_json(peers)))
+        except PayloadError as exc:
+            parsed.rejections.append(Rejection("peers_total", "(payload)", exc.detail))
+    values, rejected = counts.checked(parsed.software)
+    parsed.rejections.extend(rejected)
+    parsed.observations.extend(
+        Observation(parsed.platform, target, metric, value, observed_at)
+        for metric, value in sorted(values.items())
+    )
+    activity = by_kind.get(ACTIVITY)
+    if activity is not None:
+        try:
+            weekly, rejected = read_activity(decode_json(activity), parsed.platform, target)
+            parsed.observations.extend(weekly)
+            parsed.rejections.extend(rejected)
+        except PayloadError as exc:
+            parsed.rejections.append(Rejection("activity", "(payload)", exc.detail))
+    return parsed
+
+
+def no_data_failure(records: Sequence[Fetched]) -> Failure:
+    """Why nothing could be read, most telling first: no answer at all (or robots),
+    then a server error, then a body that is not what was asked for; a server that
+    answers but publishes nothing we know is `no_stats`."""
+    errors = [record for record in records if record.error_kind]
+    for record in errors:
+        if record.status is None:
+            return Failure(str(record.error_kind), f"{record.kind}: {record.error_detail}")
+    for record in errors:
+        if record.status is not None and (record.status >= 500 or record.status == 429):
+            return Failure(str(record.error_kind), f"{record.kind}: {record.error_detail}")
+    for record in records:
+        if record.ok and record.kind != "robots.txt":
+            try:
+                decode_json(record)
+            except PayloadError as exc:
+                return Failure(exc.kind, f"{record.kind}: {exc.detail}")
+    return Failure("no_stats", "the server publishes neither NodeInfo nor a known statistics API")
+
+
+def _instance_version(document: Any) -> str | None:
+    return _text(document.get("version")) if isinstance(document, dict) else None
+
+
+def _text(value: Any) -> str | None:
+    return value.strip()[:128] if isinstance(value, str) and value.strip() else None
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None

@@ -1,0 +1,159 @@
+"""`tracker reparse`: rebuild observations from the payload archive after a parser fix.
+
+Attempts are replayed oldest first, each in its own transaction: the rows an
+attempt produced are replaced by what the current parser makes of its archived
+responses, and a later attempt then overwrites shared rows (weekly buckets) just
+as it did when it was first collected. Imported rows have no payloads and stay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, Engine, select, update
+
+from tracker.collectors import registry
+from tracker.collectors.base import Collector
+from tracker.config import Config
+from tracker.model import Fetched, Parsed, outcome_for
+from tracker.storage.engine import write_transaction
+from tracker.storage.schema import attempts, fetches, payloads
+from tracker.storage.store import decompress, replace_attempt_output, write_parsed
+
+
+@dataclass
+class ReparseSummary:
+    attempts: int = 0
+    written: int = 0
+    missing_payloads: int = 0
+    skipped_sources: dict[str, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        text = f"reparsed {self.attempts} attempts; {self.written} observations written"
+        if self.missing_payloads:
+            text += (
+                f"; {self.missing_payloads} attempts had pruned payloads and were left as they were"
+            )
+        for source, reason in self.skipped_sources.items():
+            text += f"; {source}: {reason}"
+        return text
+
+
+def _collector_for(config: Config, source: str) -> Collector[Any] | str:
+    try:
+        cls = registry.get(source)
+    except KeyError:
+        return "no such collector in this version"
+    settings = config.collectors.get(source)
+    if settings is None:
+        try:
+            settings = cls.settings_model()
+        except ValidationError:
+            return f"collectors.{source} is not configured"
+    return cls(settings, config)
+
+
+def load_fetched(connection: Connection, attempt_id: int) -> tuple[list[Fetched], bool]:
+    """An attempt's fetch log with bodies; the flag is False if a body was pruned."""
+    column = fetches.c
+    rows = connection.execute(
+        select(fetches, payloads.c.codec, payloads.c.body.label("stored"))
+        .outerjoin(payloads, payloads.c.sha256 == column.payload_sha256)
+        .where(column.attempt_id == attempt_id)
+        .order_by(column.seq)
+    ).all()
+    complete = True
+    records: list[Fetched] = []
+    for row in rows:
+        body = None
+        if row.stored is not None:
+            body = decompress(row.codec, row.stored)
+        elif row.bytes:
+            complete = False
+        records.append(
+            Fetched(
+                kind=row.kind,
+                url=row.url,
+                method=row.method,
+                fetched_at=row.fetched_at,
+                status=row.status,
+                error_kind=row.error_kind,
+                error_detail=row.error_detail,
+                body=body,
+                content_type=row.content_type,
+                elapsed_ms=row.elapsed_ms,
+                attempts=row.attempts,
+            )
+        )
+    return records, complete
+
+
+def reparse(
+    engine: Engine,
+    config: Config,
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+    on_attempt: Callable[[], None] | None = None,
+) -> ReparseSummary:
+    summary = ReparseSummary()
+    query = select(
+        attempts.c.id,
+        attempts.c.run_id,
+        attempts.c.source,
+        attempts.c.target,
+        attempts.c.started_at,
+    ).order_by(attempts.c.started_at, attempts.c.id)
+    if source:
+        query = query.where(attempts.c.source == source)
+    if since:
+        query = query.where(attempts.c.started_at >= since)
+    with engine.connect() as connection:
+        todo = connection.execute(query).all()
+    collectors: dict[str, Collector[Any] | str] = {}
+    for attempt in todo:
+        collector = collectors.setdefault(attempt.source, _collector_for(config, attempt.source))
+        if isinstance(collector, str):
+            summary.skipped_sources[attempt.source] = collector
+            continue
+        with write_transaction(engine) as connection:
+            records, complete = load_fetched(connection, attempt.id)
+            if not complete:
+                summary.missing_payloads += 1
+                continue
+            parsed = collector.parse(attempt.target, records, attempt.started_at)
+            replace_attempt_output(
+                connection, attempt.id, attempt.run_id, attempt.source, attempt.target
+            )
+            summary.written += write_parsed(
+                connection, attempt.id, attempt.run_id, attempt.source, parsed
+            )
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt.id)
+                .values(
+                    platform=parsed.platform,
+                    software=parsed.software,
+                    software_version=parsed.version,
+                    **_outcome_after(parsed),
+                )
+            )
+        summary.attempts += 1
+        if on_attempt:
+            on_attempt()
+    return summary
+
+
+def _outcome_after(parsed: Parsed) -> dict[str, Any]:
+    """A parser fix can turn a failed attempt into a good one; never the reverse
+    silently: a new failure is written with its reason."""
+    failure = parsed.failure
+    return {
+        "outcome": outcome_for(failure),
+        "error_kind": failure.kind if failure else None,
+        "error_detail": failure.detail if failure else None,
+    }

@@ -1,0 +1,225 @@
+"""Running collectors: many targets in flight, one writer, one transaction per batch.
+
+`concurrency` workers take targets from one queue; each target gets its own
+`TargetSession` and deadline. Finished targets are committed by one writer in
+small batches (each target whole, so a kill never leaves half a target). The
+writer runs on the event loop itself: a writer thread was measured slower,
+because sqlite3 releases the GIL on every row and each hand-back waited for
+the busy loop thread's switch interval. A target's failure, even a bug in a
+parser, is recorded and the run goes on; only a database that cannot be
+written stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from tracker.clock import Clock
+from tracker.collectors.base import Collector
+from tracker.http.session import HttpContext, TargetSession, user_agent
+from tracker.model import Failure, Parsed, TargetResult, outcome_for
+from tracker.storage.engine import describe, short_reason
+from tracker.storage.history import History
+from tracker.storage.store import Store
+from tracker.targets import Target
+
+log = logging.getLogger(__name__)
+
+DEADLINE_GRACE = 5.0
+WRITE_BATCH = 64
+"""Finished targets committed together when they queue up (each target stays whole)."""
+
+
+@dataclass
+class RunSummary:
+    collector: str
+    run_id: int | None
+    status: str  # ok | partial | failed | skipped | interrupted
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    written: int = 0
+    seconds: float = 0.0
+    message: str | None = None
+
+    def count(self, result: TargetResult, written: int) -> None:
+        self.written += written
+        if result.outcome == "ok":
+            self.ok += 1
+        elif result.outcome == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+
+    def line(self) -> str:
+        if self.status == "skipped":
+            return f"{self.collector}: skipped, {self.message}"
+        counts = (
+            f"{self.ok + self.failed + self.skipped} targets: {self.ok} ok, "
+            f"{self.failed} failed, {self.skipped} skipped; {self.written} observations written"
+        )
+        tail = f" ({self.status}: {self.message})" if self.message else ""
+        return f"{self.collector}: {counts} in {self.seconds:.1f} s{tail}"
+
+
+class StorageFailed(Exception):
+    """The writer could not commit; the run stops and the CLI exits 1."""
+
+
+OnTarget = Callable[[TargetResult], None]
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        on_start: Callable[[str, int], None] | None = None,
+        on_target: OnTarget | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.history = History(store.engine)
+        self.on_start = on_start
+        self.on_target = on_target
+        self.stop = stop
+
+    async def run(self, collector: Collector[Any]) -> RunSummary:
+        started = time.monotonic()
+        name = collector.name
+        reason = collector.unavailable()
+        run_id = self.store.start_run(name, self.clock())
+        if reason is not None:
+            self.store.finish_run(run_id, self.clock(), "skipped", {}, reason)
+            return RunSummary(name, run_id, "skipped", message=reason)
+        targets = list(collector.targets(self.history))
+        if self.on_start:
+            self.on_start(name, len(targets))
+        http = collector.config.http_for(name)
+        context = HttpContext(
+            settings=http,
+            user_agent=user_agent(collector.config.contact),
+            clock=self.clock,
+            respect_robots=collector.respect_robots,
+            secrets=collector.secrets(),
+        )
+        summary = RunSummary(name, run_id, "ok")
+        await self._collect_all(collector, context, run_id, targets, summary)
+        summary.seconds = time.monotonic() - started
+        self._finish(run_id, summary, len(targets))
+        return summary
+
+    async def _collect_all(
+        self,
+        collector: Collector[Any],
+        context: HttpContext,
+        run_id: int,
+        targets: list[Target],
+        summary: RunSummary,
+    ) -> None:
+        """Workers fetch, one writer commits; raises StorageFailed if a commit fails."""
+        storage_error: str | None = None
+        concurrency = context.settings.concurrency
+        queue: asyncio.Queue[TargetResult | None] = asyncio.Queue(maxsize=concurrency * 2)
+        pending = iter(targets)
+
+        async def worker() -> None:
+            for target in pending:
+                if storage_error is not None or (self.stop is not None and self.stop.is_set()):
+                    return
+                await queue.put(await self._collect_one(collector, context, target))
+
+        async def writer() -> None:
+            nonlocal storage_error
+            finished = False
+            while not finished:
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < WRITE_BATCH:
+                    batch.append(queue.get_nowait())
+                finished = batch[-1] is None
+                results = [result for result in batch if result is not None]
+                if storage_error is not None or not results:
+                    continue  # keep draining so no worker blocks on a full queue
+                try:
+                    written = self.store.write_targets(run_id, results)
+                except SQLAlchemyError as exc:
+                    where = describe(self.store.engine)
+                    storage_error = f"cannot write to {where}: {short_reason(exc)}"
+                    continue
+                for result, count in zip(results, written, strict=True):
+                    summary.count(result, count)
+                    if self.on_target:
+                        self.on_target(result)
+
+        writing = asyncio.create_task(writer())
+        workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(targets)))]
+        await asyncio.gather(*workers)
+        await queue.put(None)
+        await writing
+        if storage_error is not None:
+            raise StorageFailed(storage_error)
+
+    def _finish(self, run_id: int, summary: RunSummary, total: int) -> None:
+        left = total - summary.ok - summary.failed - summary.skipped
+        if self.stop is not None and self.stop.is_set():
+            summary.status = "interrupted"
+            summary.message = f"stopped by a signal; {left} targets not started"
+        elif summary.failed and not summary.ok:
+            summary.status = "failed"
+        elif summary.failed:
+            summary.status = "partial"
+        self.store.finish_run(
+            run_id,
+            self.clock(),
+            summary.status,
+            {
+                "targets_ok": summary.ok,
+                "targets_failed": summary.failed,
+                "targets_skipped": summary.skipped,
+                "observations_written": summary.written,
+            },
+            summary.message,
+        )
+
+    async def _collect_one(
+        self, collector: Collector[Any], context: HttpContext, target: Target
+    ) -> TargetResult:
+        started_at = self.clock()
+        records: Sequence[Any] = ()
+        failure: Failure | None = None
+        try:
+            async with TargetSession(context, target.base_url) as session:
+                try:
+                    async with asyncio.timeout(context.settings.deadline + DEADLINE_GRACE):
+                        await collector.fetch(target, session, self.history)
+                except TimeoutError:
+                    failure = Failure("deadline", "the target's deadline passed")
+                records = list(session.records)
+            parsed = collector.parse(target.key, records, started_at)
+        except Exception as exc:  # a bug in one collector must not end the run
+            log.debug("target %s failed internally:\n%s", target.key, traceback.format_exc())
+            parsed = Parsed()
+            failure = Failure("internal", context.redact(f"{type(exc).__name__}: {exc}"))
+        if parsed.failure is not None:
+            failure = parsed.failure
+        elif parsed.observations:
+            failure = None  # the safety net fired, but what arrived in time is good
+        return TargetResult(
+            source=collector.name,
+            target=target.key,
+            outcome=outcome_for(failure),
+            started_at=started_at,
+            fetched=records,
+            parsed=parsed,
+            failure=failure,
+        )

@@ -1,0 +1,60 @@
+"""Read-only questions collectors ask about what is already stored.
+
+Incremental collectors (Wikipedia, Tumblr) fetch only the days they lack, and a
+title the API does not know is not asked for again every run; both need to
+look at the database before fetching.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, func, select
+
+from tracker.storage.schema import OBSERVATIONS_FROM, attempts, points, series
+
+
+@dataclass(frozen=True)
+class LastAttempt:
+    outcome: str
+    error_kind: str | None
+    started_at: datetime
+
+
+class History:
+    def __init__(self, engine: Engine | None) -> None:
+        self.engine = engine
+
+    def latest_observed(
+        self, source: str, target: str, metric: str, period: str
+    ) -> datetime | None:
+        """The newest `observed_at` stored for one series, or None."""
+        if self.engine is None:
+            return None
+        query = (
+            select(func.max(points.c.observed_at))
+            .select_from(OBSERVATIONS_FROM)
+            .where(
+                series.c.source == source,
+                series.c.target == target,
+                series.c.metric == metric,
+                series.c.period == period,
+            )
+        )
+        with self.engine.connect() as connection:
+            value: datetime | None = connection.execute(query).scalar()
+        return value
+
+    def last_attempt(self, source: str, target: str) -> LastAttempt | None:
+        if self.engine is None:
+            return None
+        query = (
+            select(attempts.c.outcome, attempts.c.error_kind, attempts.c.started_at)
+            .where(attempts.c.source == source, attempts.c.target == target)
+            .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else LastAttempt(row.outcome, row.error_kind, row.started_at)
