@@ -10,10 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -23,6 +31,20 @@ CONFIG_ENV = "TRACKER_CONFIG"
 DB_URL_ENV = "TRACKER_DB_URL"
 DEFAULT_CONFIG = Path("config.yaml")
 DEFAULT_DATABASE = "sqlite:///data/tracker.db"
+
+
+def _http_url(value: str) -> str:
+    """A base URL a collector fetches: http(s), a host, no credentials in it."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials (use environment variables for secrets)")
+    return value.strip().rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""A collector's base URL: configurable so mirrors and loopback tests work."""
 
 
 class Strict(BaseModel):

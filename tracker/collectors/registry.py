@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from tracker.collectors.base import Collector
+from tracker.collectors.bluesky import BlueskyCollector
 from tracker.collectors.fediverse import FediverseCollector
+from tracker.collectors.joinmastodon import JoinMastodonCollector
+from tracker.collectors.tumblr import TumblrCollector
+from tracker.collectors.wikipedia import WikipediaCollector
 
-COLLECTORS: tuple[type[Collector[Any]], ...] = (FediverseCollector,)
+COLLECTORS: tuple[type[Collector[Any]], ...] = (
+    FediverseCollector,
+    JoinMastodonCollector,
+    BlueskyCollector,
+    TumblrCollector,
+    WikipediaCollector,
+)
 
 
 def names() -> list[str]:

@@ -24,6 +24,7 @@ from tracker.model import (
     PayloadError,
     decode_json,
 )
+from tracker.parsers.common import no_data_failure
 from tracker.sanity import Rejection, check_count
 
 NODEINFO_SCHEMA = re.compile(r"^https?://nodeinfo\.diaspora\.software/ns/schema/(\d+(?:\.\d+)?)$")
@@ -332,26 +333,6 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
         except PayloadError as exc:
             parsed.rejections.append(Rejection("activity", "(payload)", exc.detail))
     return parsed
-
-
-def no_data_failure(records: Sequence[Fetched]) -> Failure:
-    """Why nothing could be read, most telling first: no answer at all (or robots),
-    then a server error, then a body that is not what was asked for; a server that
-    answers but publishes nothing we know is `no_stats`."""
-    errors = [record for record in records if record.error_kind]
-    for record in errors:
-        if record.status is None:
-            return Failure(str(record.error_kind), f"{record.kind}: {record.error_detail}")
-    for record in errors:
-        if record.status is not None and (record.status >= 500 or record.status == 429):
-            return Failure(str(record.error_kind), f"{record.kind}: {record.error_detail}")
-    for record in records:
-        if record.ok and record.kind != "robots.txt":
-            try:
-                decode_json(record)
-            except PayloadError as exc:
-                return Failure(exc.kind, f"{record.kind}: {exc.detail}")
-    return Failure("no_stats", "the server publishes neither NodeInfo nor a known statistics API")
 
 
 def _instance_version(document: Any) -> str | None:
