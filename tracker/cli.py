@@ -137,6 +137,20 @@ def collect(
 
 @app.command()
 @one_line_errors
+def collectors(config: ConfigOption = None) -> None:
+    """Each collector: enabled or why not, what it measures, its metrics and config keys."""
+    from tracker.collect import collector_states
+
+    settings = load_config(config)
+    for state in collector_states(settings):
+        typer.echo(state.line())
+        typer.echo(f"  measures: {state.summary}")
+        typer.echo(f"  metrics:  {', '.join(state.metrics)}")
+        typer.echo(f"  config:   {', '.join(state.config_keys)}")
+
+
+@app.command()
+@one_line_errors
 def status(
     config: ConfigOption = None,
     runs: Annotated[int, typer.Option(help="How many recent runs to show.")] = 10,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,6 +41,37 @@ def build_collectors(config: Config, only: Sequence[str] | None = None) -> list[
             continue
         collectors.append(registry.get(name)(settings, config))
     return collectors
+
+
+@dataclass(frozen=True)
+class CollectorState:
+    """What `tracker collectors` prints about one collector."""
+
+    name: str
+    state: str  # enabled | skipped | disabled | not configured
+    reason: str | None
+    summary: str
+    metrics: tuple[str, ...]
+    config_keys: list[str]
+
+    def line(self) -> str:
+        return f"{self.name}: {self.state}" + (f", {self.reason}" if self.reason else "")
+
+
+def collector_states(config: Config) -> list[CollectorState]:
+    states = []
+    for cls in registry.COLLECTORS:
+        settings = config.collectors.get(cls.name)
+        keys = [f"collectors.{cls.name}.{key}" for key in cls.settings_model.model_fields]
+        if settings is None:
+            state, reason = "not configured", f"add collectors.{cls.name} to {config.path}"
+        elif not settings.enabled:
+            state, reason = "disabled", f"collectors.{cls.name}.enabled is false"
+        else:
+            unavailable = cls(settings, config).unavailable()
+            state, reason = ("skipped", unavailable) if unavailable else ("enabled", None)
+        states.append(CollectorState(cls.name, state, reason, cls.summary, cls.metrics, keys))
+    return states
 
 
 def collect(

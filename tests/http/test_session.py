@@ -62,3 +62,23 @@ def test_5xx_is_retried_then_reported(loopback: Loopback) -> None:
     record = asyncio.run(go())
     assert site.count("/x") == 3
     assert (record.error_kind, record.attempts, record.status) == ("http_502", 3, 502)  # type: ignore[attr-defined]
+
+
+def test_a_key_echoed_in_a_body_is_not_archived(loopback: Loopback) -> None:
+    site = loopback.add(
+        {
+            "GET /v2/tagged": lambda request: Reply(
+                401, {"error": f"bad key {request.param('api_key')}"}
+            )
+        }
+    )
+
+    async def go() -> object:
+        async with TargetSession(context(retries=0), site.url) as session:
+            return await session.fetch(
+                "tagged", "/v2/tagged", secret_params={"api_key": "s3cr3t-key"}
+            )
+
+    record = asyncio.run(go())
+    assert b"s3cr3t" not in record.body  # type: ignore[attr-defined,operator]
+    assert b"bad key REDACTED" in record.body  # type: ignore[attr-defined,operator]

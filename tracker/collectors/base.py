@@ -46,9 +46,6 @@ class Collector(ABC, Generic[S]):
         """Values that must never reach a log, the fetch log or the database."""
         return ()
 
-    def config_keys(self) -> list[str]:
-        return [f"collectors.{self.name}.{key}" for key in self.settings_model.model_fields]
-
     @abstractmethod
     def targets(self, history: History) -> Sequence[Target]:
         """What to poll in this run."""

@@ -66,6 +66,15 @@ class HttpContext:
                 text = text.replace(secret, "REDACTED")
         return text
 
+    def redact_bytes(self, body: bytes | None) -> bytes | None:
+        """A body as archived: a server that echoes our key back must not get it stored."""
+        if body is None:
+            return None
+        for secret in self.secrets:
+            if secret:
+                body = body.replace(secret.encode("utf-8"), b"REDACTED")
+        return body
+
 
 class _BodyTooLarge(Exception):
     def __init__(self, size: int | None, limit: int) -> None:
@@ -197,7 +206,7 @@ class TargetSession:
                 status=attempt.status,
                 error_kind=attempt.error_kind,
                 error_detail=self.context.redact(attempt.error_detail or "") or None,
-                body=attempt.body,
+                body=self.context.redact_bytes(attempt.body),
                 content_type=attempt.content_type,
                 elapsed_ms=round((time.monotonic() - started) * 1000),
                 attempts=tries,
