@@ -25,7 +25,8 @@ from tracker import __version__
 from tracker.clock import clock_from_env
 from tracker.config import Config, load_config
 from tracker.errors import TrackerError
-from tracker.exchange import Filters, export, import_csv
+from tracker.exchange import export, import_csv
+from tracker.storage.filters import Filters
 from tracker.storage.engine import (
     current_revision,
     describe,

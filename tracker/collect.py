@@ -63,6 +63,7 @@ def collector_states(config: Config) -> list[CollectorState]:
     for cls in registry.COLLECTORS:
         settings = config.collectors.get(cls.name)
         keys = [f"collectors.{cls.name}.{key}" for key in cls.settings_model.model_fields]
+        reason: str | None
         if settings is None:
             state, reason = "not configured", f"add collectors.{cls.name} to {config.path}"
         elif not settings.enabled:

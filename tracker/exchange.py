@@ -14,49 +14,23 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import ImportFileError, StorageError
 from tracker.sanity import Rejection, check_count
 from tracker.storage.engine import describe, short_reason, write_transaction
+from tracker.storage.filters import Filters
 from tracker.storage.points import upsert_rows
 from tracker.storage.schema import OBSERVATION_COLUMNS, OBSERVATIONS_FROM, SERIES_KEY, runs
 
 COLUMNS = ("source", "platform", "target", "metric", "period", "observed_at", "value")
 PERIODS = ("", "day", "week")
 _LIMITS = {"source": 32, "platform": 64, "target": 255, "metric": 64}
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Row filters shared by export, the analysis loader and the report."""
-
-    since: date | None = None
-    until: date | None = None
-    source: str | None = None
-    metric: str | None = None
-    platform: str | None = None
-    target: str | None = None
-
-    def apply(self, query: Select[Any]) -> Select[Any]:
-        """`since` and `until` are inclusive UTC days."""
-        column = OBSERVATION_COLUMNS
-        if self.since:
-            query = query.where(column["observed_at"] >= datetime.combine(self.since, time(), UTC))
-        if self.until:
-            end = datetime.combine(self.until + timedelta(days=1), time(), UTC)
-            query = query.where(column["observed_at"] < end)
-        for name in ("source", "metric", "platform", "target"):
-            value = getattr(self, name)
-            if value is not None:
-                query = query.where(column[name] == value)
-        return query
 
 
 def iso_z(moment: datetime) -> str:
