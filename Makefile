@@ -6,7 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint typecheck unit clean
+# The bluesky tests run a real PDS and PLC directory (Node packages, pinned in the
+# lock file). Installing them takes minutes (better-sqlite3 compiles), so they are
+# cached in a git-ignored folder named after the lock file's hash: a changed lock
+# installs anew, an unchanged one never. The stamp is written only after `npm ci`
+# succeeds, so an interrupted install is redone, not trusted.
+NODE_DIR   := tests/support/bluesky
+NODE_LOCK  := $(NODE_DIR)/package-lock.json
+NODE_HASH  := $(shell sha256sum $(NODE_LOCK) 2>/dev/null | cut -c1-16)
+NODE_CACHE := .cache/node/$(NODE_HASH)
+NODE_STAMP := $(NODE_CACHE)/.installed
+
+.PHONY: install node-deps run test lint typecheck unit clean
 
 install: $(STAMP)
 
@@ -16,6 +27,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP):
+	@test -n "$(NODE_HASH)" || { echo "node-deps: cannot read $(NODE_LOCK)" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "node-deps: npm not found; install Node.js (18 or newer) with npm (.ci/run does it with apt-get)" >&2; exit 1; }
+	rm -rf $(NODE_CACHE)
+	mkdir -p $(NODE_CACHE)
+	cp $(NODE_DIR)/package.json $(NODE_LOCK) $(NODE_CACHE)/
+	cd $(NODE_CACHE) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 run: install
 	$(BIN)/tracker collect
@@ -27,10 +49,10 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict tracker
 
-unit: install
+unit: install node-deps
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .cache/node
