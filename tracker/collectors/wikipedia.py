@@ -1,46 +1,202 @@
 """`wikipedia`: daily page views of chosen articles, attention where no stats API exists.
 
-(Skeleton: the collector is being written; settings keys are the contract.)
+One request per article and run to the Wikimedia pageviews API (agent `user`, all
+access). The first run backfills from `start`; later runs ask only from two days
+before the newest stored day, because the API may still revise recent days.
+Each returned day is one `pageviews` value with period `day`; days the API leaves
+out (no views, or not loaded yet) are left out here too, never stored as zeros.
+
+A title the API has no data for at all is reported as `no_such_article` and asked
+again only after a week (skipped runs in between say when), so a typo in the
+config costs one request a week rather than one a run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from sqlalchemy import or_, select
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings, HttpUrl, Strict
+from tracker.config import CollectorSettings, Config, HttpUrl, Strict
 from tracker.http.session import TargetSession
-from tracker.model import Failure, Fetched, Parsed
+from tracker.model import Fetched, Parsed
+from tracker.parsers import wikipedia as p
 from tracker.storage.history import History
+from tracker.storage.schema import attempts
 from tracker.targets import Target
+
+DEFAULT_API = "https://wikimedia.org/api/rest_v1"
+REVISED_DAYS = 2
+"""Days before the newest stored one that are fetched again (the API may revise them)."""
+RECHECK_AFTER = timedelta(days=7)
+"""How long a title the API did not know is left alone before it is asked again."""
+UNKNOWN_PLATFORM = "unknown"
+"""Only for `tracker reparse` of an article that is no longer in the config."""
 
 
 class Article(Strict):
+    """One article to follow; `wiki` and `title` are stored in their canonical forms."""
+
     wiki: str
     title: str
     platform: str
 
+    @field_validator("wiki")
+    @classmethod
+    def _wiki(cls, value: str) -> str:
+        return p.canonical_wiki(value)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return p.canonical_title(value)
+
+    @field_validator("platform")
+    @classmethod
+    def _platform(cls, value: str) -> str:
+        name = value.strip().lower()
+        if not name or any(char.isspace() for char in name):
+            raise ValueError("must be one word naming the platform, like mastodon or mixi")
+        return name
+
+    @property
+    def key(self) -> str:
+        return p.target_key(self.wiki, self.title)
+
 
 class WikipediaSettings(CollectorSettings):
-    api: HttpUrl = "https://wikimedia.org/api/rest_v1"
+    api: HttpUrl = DEFAULT_API
     articles: list[Article] = Field(default_factory=list)
     start: date = date(2022, 1, 1)
+
+    @field_validator("start")
+    @classmethod
+    def _after_first_data(cls, value: date) -> date:
+        if value < p.FIRST_DAY:
+            raise ValueError(f"the pageviews API has no data before {p.FIRST_DAY}")
+        return value
+
+    @field_validator("articles")
+    @classmethod
+    def _one_platform_per_article(cls, value: list[Article]) -> list[Article]:
+        first: dict[str, tuple[int, Article]] = {}
+        for index, article in enumerate(value):
+            index_before, before = first.setdefault(article.key, (index, article))
+            if before.platform != article.platform:
+                raise ValueError(
+                    f"item {index}: {article.key} is already item {index_before} with "
+                    f"platform {before.platform!r}, not {article.platform!r}"
+                )
+        return value
 
 
 class WikipediaCollector(Collector[WikipediaSettings]):
     name = "wikipedia"
     settings_model = WikipediaSettings
     summary = "daily page views of chosen Wikipedia articles (attention, not accounts)"
-    metrics = ("pageviews",)
+    metrics = (p.METRIC,)
+
+    def __init__(self, settings: WikipediaSettings, config: Config) -> None:
+        super().__init__(settings, config)
+        self.articles: dict[str, Article] = {}
+        for article in settings.articles:
+            self.articles.setdefault(article.key, article)  # duplicates collected once
+
+    def unavailable(self) -> str | None:
+        if not self.articles:
+            return "collectors.wikipedia.articles is empty: list the articles to follow"
+        return None
 
     def targets(self, history: History) -> Sequence[Target]:
-        return []
+        return [Target(key=key, base_url=self.settings.api) for key in self.articles]
 
     async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
-        raise NotImplementedError
+        article = self.articles[target.key]
+        now = session.context.clock()
+        yesterday = now.astimezone(UTC).date() - timedelta(days=1)
+        newest = history.latest_observed(self.name, target.key, p.METRIC, "day")
+        if newest is None:
+            first, kind = self.settings.start, p.KIND_BACKFILL
+        else:
+            newest_day = newest.astimezone(UTC).date()
+            first = max(self.settings.start, newest_day - timedelta(days=REVISED_DAYS))
+            kind = p.KIND_UPDATE
+        path = p.request_path(article.wiki, article.title, first, yesterday)
+        if newest is None:
+            wait = self._recheck_wait(history, target.key, now)
+            if wait is not None:
+                _note_not_due(session, path, now, wait)
+                return
+        if first > yesterday:
+            reason = f"nothing to fetch yet: the first day wanted, {first}, has not ended"
+            _note_not_due(session, path, now, reason)
+            return
+        await session.fetch(kind, path)
+
+    def _recheck_wait(self, history: History, key: str, now: datetime) -> str | None:
+        """Why not to ask now: the API said "no such article" less than a week ago."""
+        last = last_check(history, self.name, key)
+        if last is None or last.error_kind != "no_such_article":
+            return None
+        due = last.started_at + RECHECK_AFTER
+        if now >= due:
+            return None
+        return (
+            f"{last.error_detail or 'no such article'} when asked on "
+            f"{last.started_at:%Y-%m-%d %H:%M}Z; asked again from {due:%Y-%m-%d %H:%M}Z"
+        )
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        return Parsed(failure=Failure("internal", "not implemented yet"))
+        article = self.articles.get(target)
+        platform = article.platform if article else UNKNOWN_PLATFORM
+        return p.parse_pageviews(target, records, observed_at, platform)
+
+
+def _note_not_due(session: TargetSession, path: str, now: datetime, reason: str) -> None:
+    """Log the skip as a request that was not made: the parser (and reparse) read it there."""
+    session.records.append(
+        Fetched(
+            kind=p.KIND_NOT_DUE,
+            url=session.url(path),
+            fetched_at=now,
+            error_kind="not_due",
+            error_detail=reason,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of the last attempt that really asked the API about an article."""
+
+    error_kind: str | None
+    error_detail: str | None
+    started_at: datetime
+
+
+def last_check(history: History, source: str, target: str) -> Check | None:
+    """The newest attempt that really asked the API, skipping the `not_due` skips.
+
+    `History.last_attempt` would return the skip itself, which would end the wait
+    after one skipped run; this is the same query without the skips.
+    """
+    if history.engine is None:
+        return None
+    column = attempts.c
+    query = (
+        select(column.error_kind, column.error_detail, column.started_at)
+        .where(
+            column.source == source,
+            column.target == target,
+            or_(column.error_kind.is_(None), column.error_kind != "not_due"),
+        )
+        .order_by(column.started_at.desc(), column.id.desc())
+        .limit(1)
+    )
+    with history.engine.connect() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else Check(row.error_kind, row.error_detail, row.started_at)
