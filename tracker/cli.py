@@ -26,7 +26,6 @@ from tracker.clock import clock_from_env
 from tracker.config import Config, load_config
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
-from tracker.storage.filters import Filters
 from tracker.storage.engine import (
     current_revision,
     describe,
@@ -34,6 +33,7 @@ from tracker.storage.engine import (
     open_database,
     upgrade_schema,
 )
+from tracker.storage.filters import Filters
 
 app = typer.Typer(
     name="tracker",

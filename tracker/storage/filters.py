@@ -10,7 +10,6 @@ from sqlalchemy import Select
 
 from tracker.storage.schema import OBSERVATION_COLUMNS
 
-
 Names = str | tuple[str, ...] | None
 
 
@@ -42,11 +41,17 @@ class Filters:
         return query
 
     def apply_time(self, query: Select[Any]) -> Select[Any]:
+        """Keep points inside [since, until] (whole UTC days)."""
         column = OBSERVATION_COLUMNS["observed_at"]
-        if self.since:
-            query = query.where(column >= datetime.combine(self.since, time(), UTC))
-        if self.until:
-            query = query.where(
-                column < datetime.combine(self.until + timedelta(days=1), time(), UTC)
-            )
+        start, end = self.bounds()
+        if start is not None:
+            query = query.where(column >= start)
+        if end is not None:
+            query = query.where(column < end)
         return query
+
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """The time range as [start, end) instants in UTC."""
+        start = datetime.combine(self.since, time(), UTC) if self.since else None
+        end = datetime.combine(self.until + timedelta(days=1), time(), UTC) if self.until else None
+        return start, end

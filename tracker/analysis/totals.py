@@ -1,0 +1,164 @@
+"""Network totals: the sum over a source's targets per platform and metric, with coverage.
+
+A total only means something next to how many targets it covers, so every day
+carries `reporting` (targets with a reading that day) and `carried` (targets whose
+last value was carried forward). A target that misses a day keeps its last value for
+at most `carry_days` days, so one outage of a big server is not a fake crash of the
+network; a day on which carried values hold more than 1% of the total is `stale`.
+
+Growth of a total never comes from coverage: `change` sums, over the targets present
+on both days, each target's own adjusted change. A target joining the crawl (or
+coming back after more than `carry_days`) adds its level to `value` but nothing to
+`change`, and a target leaving takes nothing from it. Different sources are never
+added together: trackers count different things.
+
+Totals are accumulated series by series (`TotalsAccumulator.add`), so a report over
+millions of points never needs all daily values in memory at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from tracker.analysis.conventions import week_of
+from tracker.analysis.series import adjusted, last_per_group
+
+GROUP = ["source", "platform", "metric"]
+STALE_SHARE = 0.01
+COLUMNS = [*GROUP, "day", "value", "reporting", "carried", "carried_value", "stale", "change"]
+
+
+class TotalsAccumulator:
+    """Daily totals of point-in-time series, fed with whole series at a time."""
+
+    def __init__(self, first_day: int, last_day: int, carry_days: int = 3) -> None:
+        self.first_day = first_day
+        self.width = last_day - first_day + 2
+        self.carry_days = carry_days
+        self.keys: list[tuple[str, str, str]] = []
+        self.last_day_of: list[int] = []
+        self.grids: dict[str, npt.NDArray[np.float64]] = {}
+
+    def _group_codes(self, keys: list[tuple[str, str, str]]) -> npt.NDArray[np.int64]:
+        index = {key: code for code, key in enumerate(self.keys)}
+        codes = []
+        for key in keys:
+            if key not in index:
+                index[key] = len(self.keys)
+                self.keys.append(key)
+            codes.append(index[key])
+        size = len(self.keys) * self.width
+        for name in ("total", "covered", "reporting", "reported_value", "change"):
+            grid = self.grids.get(name, np.zeros(0))
+            if grid.size < size:
+                self.grids[name] = np.r_[grid, np.zeros(size - grid.size)]
+        return np.asarray(codes, dtype=np.int64)
+
+    def add(self, daily: pd.DataFrame, meta: pd.DataFrame, source_last_day: dict[str, int]) -> None:
+        """Add whole series (every daily row of each series in `daily`).
+
+        `source_last_day`: the last day any target of each source reported; values are
+        not carried past it (a source whose collection stopped does not go on forever).
+        """
+        if daily.empty:
+            return
+        sid = daily["series_id"].to_numpy()
+        names = meta.loc[sid, GROUP]
+        keys = list(names.itertuples(index=False, name=None))
+        group = self._group_codes(keys)
+        day = daily["day"].to_numpy().astype(np.int64)
+        value = daily["value"].to_numpy(dtype=np.float64)
+        level = adjusted(daily)
+        stop = names["source"].map(source_last_day).to_numpy(dtype=np.int64)
+        same_next = np.r_[sid[1:] == sid[:-1], False]
+        following = np.where(same_next, np.r_[day[1:], 0], np.iinfo(np.int64).max)
+        until = np.minimum(np.minimum(following - 1, day + self.carry_days), stop)
+        cells = group * self.width + (day - self.first_day)
+        ends = group * self.width + (until + 1 - self.first_day)
+        ones = np.ones(len(sid))
+        np.add.at(self.grids["total"], cells, value)
+        np.add.at(self.grids["total"], ends, -value)
+        np.add.at(self.grids["covered"], cells, ones)
+        np.add.at(self.grids["covered"], ends, -ones)
+        np.add.at(self.grids["reporting"], cells, ones)
+        np.add.at(self.grids["reported_value"], cells, value)
+        same_previous = np.r_[False, sid[1:] == sid[:-1]]
+        previous_day = np.r_[0, day[:-1]]
+        continuing = same_previous & (day - previous_day <= self.carry_days + 1)
+        change = np.r_[0.0, level[1:] - level[:-1]]
+        np.add.at(self.grids["change"], cells[continuing], change[continuing])
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (source, platform, metric, day) that any target covers."""
+        if not self.keys:
+            return pd.DataFrame(columns=COLUMNS)
+        shape = (len(self.keys), self.width)
+        total = np.cumsum(self.grids["total"].reshape(shape), axis=1)[:, :-1]
+        covered = np.cumsum(self.grids["covered"].reshape(shape), axis=1)[:, :-1]
+        reporting = self.grids["reporting"].reshape(shape)[:, :-1]
+        reported_value = self.grids["reported_value"].reshape(shape)[:, :-1]
+        change = self.grids["change"].reshape(shape)[:, :-1]
+        group, offset = np.nonzero(covered > 0.5)
+        frame = pd.DataFrame(
+            {
+                "group": group,
+                "day": offset + self.first_day,
+                "value": total[group, offset].round().astype(np.int64),
+                "reporting": reporting[group, offset].round().astype(np.int64),
+                "carried": (covered - reporting)[group, offset].round().astype(np.int64),
+                "carried_value": (total - reported_value)[group, offset],
+                "change": change[group, offset],
+            }
+        )
+        first_of_group = ~frame["group"].duplicated()
+        frame.loc[first_of_group.to_numpy(), "change"] = np.nan
+        value = frame["value"].where(frame["value"] != 0)
+        share = (frame["carried_value"] / value).fillna(0)
+        frame["stale"] = (frame["carried"] > 0) & (share > STALE_SHARE)
+        names = pd.DataFrame(self.keys, columns=GROUP)
+        frame = frame.join(names, on="group").drop(columns="group")
+        return frame[COLUMNS].sort_values([*GROUP, "day"]).reset_index(drop=True)
+
+
+def weekly_totals(totals: pd.DataFrame) -> pd.DataFrame:
+    """ISO weeks of daily totals: value at the week's last day, change summed over its days.
+
+    `stale`: the end of this week or of the previous one was stale; such weekly changes
+    are kept, drawn apart, and excluded from growth figures.
+    """
+    if totals.empty:
+        return pd.DataFrame(
+            columns=[*GROUP, "week", "value", "reporting", "carried", "stale", "change"]
+        )
+    frame = totals.sort_values([*GROUP, "day"]).reset_index(drop=True)
+    codes = frame.groupby(GROUP, sort=False).ngroup().to_numpy().astype(np.int64)
+    week = week_of(frame["day"].to_numpy().astype(np.int64))
+    last = last_per_group([codes, week])
+    run = np.cumsum(np.r_[True, last[:-1]]) - 1
+    size = int(last.sum())
+    change = np.bincount(run, weights=frame["change"].fillna(0).to_numpy(), minlength=size)
+    has_change = np.bincount(run, weights=frame["change"].notna(), minlength=size) > 0
+    weekly = frame.loc[last, [*GROUP, "value", "reporting", "carried", "stale"]].copy()
+    weekly["week"] = week[last] * 7 - 3
+    weekly["change"] = np.where(has_change, change, np.nan)
+    same_group = np.r_[False, codes[last][1:] == codes[last][:-1]]
+    adjacent = same_group & (np.diff(weekly["week"].to_numpy(), prepend=0) == 7)
+    weekly.loc[~adjacent, "change"] = np.nan
+    stale_before = np.r_[False, weekly["stale"].to_numpy()[:-1]] & same_group
+    weekly["stale"] = weekly["stale"].to_numpy() | stale_before
+    return weekly.reset_index(drop=True)
+
+
+def period_totals(weekly_sums: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
+    """Weekly sums of per-period series added over targets, with how many contributed."""
+    if weekly_sums.empty:
+        return pd.DataFrame(columns=[*GROUP, "week", "value", "targets", "complete"])
+    named = weekly_sums.join(meta[GROUP], on="series_id")
+    return (
+        named.groupby([*GROUP, "week"], as_index=False)
+        .agg(value=("value", "sum"), targets=("series_id", "nunique"), complete=("complete", "all"))
+        .sort_values([*GROUP, "week"])
+        .reset_index(drop=True)
+    )
