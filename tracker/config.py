@@ -7,6 +7,7 @@ collector off. Every mistake becomes one `ConfigError` line naming the dotted ke
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,47 @@ class CollectorSettings(Strict):
     http: HttpOverride = HttpOverride()
 
 
+class Event(Strict):
+    """A dated event whose effect the analysis measures and the charts mark."""
+
+    date: dt.date
+    label: str = Field(min_length=1, max_length=80)
+
+
+DEFAULT_EVENTS = (
+    Event(date=dt.date(2022, 10, 27), label="Musk takes over Twitter"),
+    Event(date=dt.date(2022, 11, 9), label="Paid verification (Twitter Blue) launches"),
+    Event(date=dt.date(2022, 12, 12), label="Twitter Blue relaunches"),
+    Event(date=dt.date(2023, 7, 1), label="Rate limits on reading"),
+    Event(date=dt.date(2023, 7, 5), label="Threads launches"),
+    Event(date=dt.date(2023, 7, 23), label="Twitter rebrands as X"),
+    Event(date=dt.date(2024, 2, 6), label="Bluesky opens without invites"),
+    Event(date=dt.date(2024, 8, 30), label="X banned in Brazil"),
+    Event(date=dt.date(2024, 11, 5), label="US election"),
+)
+"""Used when the config has no `events:`; config.yaml lists the same with their sources."""
+
+
+class AnalysisSettings(Strict):
+    """How the analysis treats gaps, events and waves (see tracker.analysis)."""
+
+    carry_forward_days: int = Field(3, ge=0, le=60)
+    event_window_before: int = Field(28, ge=7, le=365)
+    event_window_after: int = Field(14, ge=1, le=365)
+    wave_factor: float = Field(3.0, gt=1, le=100)
+    wave_trailing_weeks: int = Field(8, ge=4, le=104)
+
+
+class ReportSettings(Strict):
+    """What `tracker report` writes and which targets its charts single out."""
+
+    output: Path = Path("data/reports")
+    japan: list[str] = Field(
+        default_factory=lambda: ["mstdn.jp", "pawoo.net", "fedibird.com", "misskey.io"]
+    )
+    top_targets: int = Field(6, ge=1, le=20)
+
+
 class Config(Strict):
     """The whole file, after validation. `database` is a resolved SQLAlchemy URL."""
 
@@ -92,7 +134,16 @@ class Config(Strict):
     contact: str
     http: HttpSettings = HttpSettings()
     collectors: dict[str, CollectorSettings] = Field(default_factory=dict)
+    events: list[Event] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
+    analysis: AnalysisSettings = AnalysisSettings()
+    report: ReportSettings = ReportSettings()
     path: Path = Path("config.yaml")
+
+    @property
+    def report_output(self) -> Path:
+        """The report folder, relative to the config file's folder (like the database)."""
+        output = self.report.output.expanduser()
+        return output if output.is_absolute() else self.path.resolve().parent / output
 
     @field_validator("contact")
     @classmethod
