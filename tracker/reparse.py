@@ -21,8 +21,9 @@ from tracker.collectors.base import Collector
 from tracker.config import Config
 from tracker.model import Fetched, Parsed, outcome_for
 from tracker.storage.engine import write_transaction
+from tracker.storage.points import SeriesIds
 from tracker.storage.schema import attempts, fetches, payloads
-from tracker.storage.store import decompress, replace_attempt_output, write_parsed
+from tracker.storage.store import decompress, delete_run_output, write_parsed
 
 
 @dataclass
@@ -100,6 +101,13 @@ def reparse(
     since: datetime | None = None,
     on_attempt: Callable[[], None] | None = None,
 ) -> ReparseSummary:
+    """Replay the archive, one (run, source) at a time, oldest first.
+
+    All points a run wrote for a source are dropped and rebuilt together, because one
+    attempt may write rows under other targets (a relay's per-host counts). A run whose
+    archive was partly pruned is left exactly as it is. Reparse never renames a
+    series' platform: an entry removed from the config would otherwise relabel history.
+    """
     summary = ReparseSummary()
     query = select(
         attempts.c.id,
@@ -114,35 +122,36 @@ def reparse(
         query = query.where(attempts.c.started_at >= since)
     with engine.connect() as connection:
         todo = connection.execute(query).all()
-    collectors: dict[str, Collector[Any] | str] = {}
+    groups: dict[tuple[int, str], list[Any]] = {}
     for attempt in todo:
-        collector = collectors.setdefault(attempt.source, _collector_for(config, attempt.source))
+        groups.setdefault((attempt.run_id, attempt.source), []).append(attempt)
+    collectors: dict[str, Collector[Any] | str] = {}
+    for (run_id, name), group in groups.items():
+        collector = collectors.setdefault(name, _collector_for(config, name))
         if isinstance(collector, str):
-            summary.skipped_sources[attempt.source] = collector
+            summary.skipped_sources[name] = collector
             continue
         with write_transaction(engine) as connection:
-            records, complete = load_fetched(connection, attempt.id)
-            if not complete:
-                summary.missing_payloads += 1
+            loaded = [(attempt, *load_fetched(connection, attempt.id)) for attempt in group]
+            if not all(complete for _, _, complete in loaded):
+                summary.missing_payloads += len(group)
                 continue
-            parsed = collector.parse(attempt.target, records, attempt.started_at)
-            replace_attempt_output(
-                connection, attempt.id, attempt.run_id, attempt.source, attempt.target
-            )
-            summary.written += write_parsed(
-                connection, attempt.id, attempt.run_id, attempt.source, parsed
-            )
-            connection.execute(
-                update(attempts)
-                .where(attempts.c.id == attempt.id)
-                .values(
-                    platform=parsed.platform,
-                    software=parsed.software,
-                    software_version=parsed.version,
-                    **_outcome_after(parsed),
+            delete_run_output(connection, run_id, name, [attempt.id for attempt in group])
+            ids = SeriesIds(update_platform=False)
+            for attempt, records, _ in loaded:
+                parsed = collector.parse(attempt.target, records, attempt.started_at)
+                summary.written += write_parsed(connection, attempt.id, run_id, name, parsed, ids)
+                connection.execute(
+                    update(attempts)
+                    .where(attempts.c.id == attempt.id)
+                    .values(
+                        platform=parsed.platform,
+                        software=parsed.software,
+                        software_version=parsed.version,
+                        **_outcome_after(parsed),
+                    )
                 )
-            )
-        summary.attempts += 1
+        summary.attempts += len(group)
         if on_attempt:
             on_attempt()
     return summary

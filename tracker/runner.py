@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.clock import Clock
 from tracker.collectors.base import Collector
-from tracker.http.session import HttpContext, TargetSession, user_agent
+from tracker.http.session import HttpContext, TargetSession, redact_http_logs, user_agent
 from tracker.model import Failure, Parsed, TargetResult, outcome_for
 from tracker.storage.engine import describe, short_reason
 from tracker.storage.history import History
@@ -106,6 +106,7 @@ class Runner:
         if self.on_start:
             self.on_start(name, len(targets))
         http = collector.config.http_for(name)
+        redact_http_logs(collector.secrets())
         context = HttpContext(
             settings=http,
             user_agent=user_agent(collector.config.contact),

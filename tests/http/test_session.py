@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from tests.support.loopback import Loopback, Reply
 from tracker.config import HttpSettings
-from tracker.http.session import HttpContext, TargetSession, _retry_wait
+from tracker.http.session import HttpContext, TargetSession, _retry_wait, redact_http_logs
 
 NOW = datetime(2022, 11, 8, 14, 0, tzinfo=UTC)
 
@@ -82,3 +84,25 @@ def test_a_key_echoed_in_a_body_is_not_archived(loopback: Loopback) -> None:
     record = asyncio.run(go())
     assert b"s3cr3t" not in record.body  # type: ignore[attr-defined,operator]
     assert b"bad key REDACTED" in record.body  # type: ignore[attr-defined,operator]
+
+
+def test_tumblr_quota_headers_say_how_long_to_wait() -> None:
+    headers = httpx.Headers(
+        {
+            "x-ratelimit-perhour-remaining": "0",
+            "x-ratelimit-perhour-reset": "1800",
+            "x-ratelimit-perday-remaining": "4000",
+            "x-ratelimit-perday-reset": "50000",
+        }
+    )
+    assert _retry_wait(headers, 1, NOW) == 1800
+
+
+def test_secrets_never_reach_http_library_logs(caplog: pytest.LogCaptureFixture) -> None:
+    redact_http_logs(("s3cr3t-key",))
+    with caplog.at_level(logging.DEBUG, logger="httpx"):
+        logging.getLogger("httpx").info(
+            "HTTP Request: GET %s", "https://x/v2/tagged?api_key=s3cr3t-key"
+        )
+    assert "s3cr3t" not in caplog.text
+    assert "api_key=REDACTED" in caplog.text

@@ -44,4 +44,4 @@ class JoinMastodonCollector(Collector[JoinMastodonSettings]):
                     return parse_statistics(decode_json(record), observed_at)
                 except PayloadError as exc:
                     return Parsed(failure=Failure(exc.kind, f"{KIND}: {exc.detail}"))
-        return Parsed(failure=no_data_failure(records))
+        return Parsed(failure=no_data_failure(records, "the endpoint published no statistics"))

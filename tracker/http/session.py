@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import ssl
 import time
@@ -38,6 +39,34 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 NOT_PUBLISHED = frozenset({401, 403, 404, 410})
 ROBOTS_MAX_BYTES = 512_000  # RFC 9309 asks crawlers to parse at least 500 KiB
 MAX_REDIRECTS = 5
+
+
+class _RedactSecrets(logging.Filter):
+    """Scrubs secrets from httpx/httpcore debug lines (`-vv` logs full request URLs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            for secret in self.secrets:
+                text = text.replace(secret, "REDACTED")
+            record.msg, record.args = text, None
+        return True
+
+
+_REDACTION = _RedactSecrets()
+
+
+def redact_http_logs(secrets: tuple[str, ...]) -> None:
+    """Keep these values out of every HTTP library log line, whatever the log level."""
+    _REDACTION.secrets.update(secret for secret in secrets if secret)
+    for name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11"):
+        logger = logging.getLogger(name)
+        if _REDACTION not in logger.filters:
+            logger.addFilter(_REDACTION)
 
 
 def user_agent(contact: str) -> str:
@@ -334,10 +363,18 @@ def _classify(exc: httpx.HTTPError) -> _Attempt:
 
 
 def _retry_wait(headers: httpx.Headers | None, tries: int, now: datetime) -> float:
-    """Seconds to wait: the server's Retry-After (or rate-limit reset), else backoff."""
+    """Seconds to wait: the server's Retry-After (or rate-limit reset), else backoff.
+
+    Tumblr says which of its quotas ran out (`x-ratelimit-perhour-remaining: 0`) and
+    when it resets in seconds; waiting for that beats retries certain to fail.
+    """
     backoff = min(30.0, 0.5 * 2.0 ** (tries - 1)) * (0.8 + 0.4 * random.random())
     if headers is None:
         return backoff
+    for quota in ("perday", "perhour"):
+        reset = headers.get(f"x-ratelimit-{quota}-reset", "")
+        if headers.get(f"x-ratelimit-{quota}-remaining") == "0" and reset.isdigit():
+            return float(reset)
     for name in ("retry-after", "ratelimit-reset", "x-ratelimit-reset"):
         value = headers.get(name)
         if value:

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from tracker.model import Failure, Fetched, PayloadError, decode_json
 
 
-def no_data_failure(records: Sequence[Fetched]) -> Failure:
+def no_data_failure(
+    records: Sequence[Fetched],
+    fallback: str = "the server publishes neither NodeInfo nor a known statistics API",
+) -> Failure:
     """Why nothing could be read, most telling first: no answer at all (or robots),
     then a server error, then a body that is not what was asked for; a server that
     answers but publishes nothing we know is `no_stats`."""
@@ -24,4 +27,4 @@ def no_data_failure(records: Sequence[Fetched]) -> Failure:
                 decode_json(record)
             except PayloadError as exc:
                 return Failure(exc.kind, f"{record.kind}: {exc.detail}")
-    return Failure("no_stats", "the server publishes neither NodeInfo nor a known statistics API")
+    return Failure("no_stats", fallback)

@@ -77,9 +77,10 @@ class SeriesIds:
     calls `commit()` or `rollback()` after each transaction.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, update_platform: bool = True) -> None:
         self.committed: dict[SeriesKey, tuple[int, str]] = {}
         self.pending: dict[SeriesKey, tuple[int, str]] = {}
+        self.update_platform = update_platform
 
     def commit(self) -> None:
         self.committed.update(self.pending)
@@ -90,7 +91,7 @@ class SeriesIds:
 
     def resolve(self, connection: Connection, key: SeriesKey, platform: str) -> int:
         known = self.pending.get(key) or self.committed.get(key)
-        if known is not None and known[1] == platform:
+        if known is not None and (known[1] == platform or not self.update_platform):
             return known[0]
         source, target, metric, period = key
         params = {"source": source, "target": target, "metric": metric, "period": period}
@@ -102,7 +103,7 @@ class SeriesIds:
             series_id = int(primary_key[0])
         else:
             series_id = int(row.id)
-            if row.platform != platform:  # the server switched software: keep the latest
+            if self.update_platform and row.platform != platform:  # a switch: keep the latest
                 connection.execute(
                     update(series).where(series.c.id == series_id).values(platform=platform)
                 )
@@ -175,9 +176,9 @@ def upsert_rows(
     return written + flush(True) + flush(False)
 
 
-def delete_run_points(connection: Connection, run_id: int, source: str, target: str) -> None:
-    """The points one run wrote for one target (rows a later run rewrote are not its own)."""
-    of_target = select(series.c.id).where(series.c.source == source, series.c.target == target)
+def delete_run_points(connection: Connection, run_id: int, source: str) -> None:
+    """The points one run wrote for one source (rows a later run rewrote are not its own)."""
+    of_source = select(series.c.id).where(series.c.source == source)
     connection.execute(
-        delete(points).where(points.c.run_id == run_id, points.c.series_id.in_(of_target))
+        delete(points).where(points.c.run_id == run_id, points.c.series_id.in_(of_source))
     )

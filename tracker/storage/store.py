@@ -148,13 +148,18 @@ def write_targets(
 
 
 def write_parsed(
-    connection: Connection, attempt_id: int, run_id: int, source: str, parsed: Parsed
+    connection: Connection,
+    attempt_id: int,
+    run_id: int,
+    source: str,
+    parsed: Parsed,
+    ids: SeriesIds | None = None,
 ) -> int:
     """An existing attempt's rejections and observations (reparse); returns rows written."""
     rows = _rejection_rows(attempt_id, parsed)
     if rows:
         connection.execute(rejections.insert(), rows)
-    written = upsert_rows(connection, observation_rows(source, run_id, parsed.observations))
+    written = upsert_rows(connection, observation_rows(source, run_id, parsed.observations), ids)
     connection.execute(
         update(attempts).where(attempts.c.id == attempt_id).values(observations=written)
     )
@@ -235,12 +240,13 @@ def _fetch_rows(
     return rows
 
 
-def replace_attempt_output(
-    connection: Connection, attempt_id: int, run_id: int, source: str, target: str
+def delete_run_output(
+    connection: Connection, run_id: int, source: str, attempt_ids: Sequence[int]
 ) -> None:
-    """Before a reparse: drop what this attempt produced (rows a later run rewrote stay theirs)."""
-    connection.execute(delete(rejections).where(rejections.c.attempt_id == attempt_id))
-    delete_run_points(connection, run_id, source, target)
+    """Before a reparse: drop what a run wrote for a source (rows a later run rewrote are
+    that run's and stay), and the rejections of its attempts."""
+    connection.execute(delete(rejections).where(rejections.c.attempt_id.in_(attempt_ids)))
+    delete_run_points(connection, run_id, source)
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -1,0 +1,145 @@
+"""Dated events on time axes: thin vertical lines, short labels that never overlap.
+
+Events cluster (three in July 2023), so labels cannot simply sit next to their
+lines. Each label goes into a row above the panel, on a stem rising from its
+line: the first row where it does not touch a label already placed, measured in
+rendered points after the layout is settled (so it holds for any date range and
+panel width). Labels near the right edge end at their stem instead of starting
+there, so they never push the layout wider. Long labels are shortened at a word
+boundary; the full text stays in the page caption.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation
+
+from tracker.charts.style import EVENT, INK, dates
+from tracker.config import Event
+
+LABEL_CHARS = 24
+ROW_POINTS = 11.0
+GAP_POINTS = 6.0
+MAX_ROWS = 5
+FONT_SIZE = 7.5
+
+
+def short(label: str, limit: int = LABEL_CHARS) -> str:
+    """The label without parentheses, cut at a word boundary to `limit` characters."""
+    text = re.sub(r"\s*\([^)]*\)", "", label).strip() or label.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:-")
+    return (cut or text[: limit - 1]) + "…"
+
+
+def visible(events: Sequence[Event], axes: Axes) -> list[tuple[float, Event]]:
+    """Events inside the axes' date range, as (date number, event), in date order."""
+    low, high = sorted(axes.get_xlim())
+    found = [(float(dates([day_of(event.date)])[0]), event) for event in events]
+    return sorted(
+        ((x, event) for x, event in found if low <= x <= high), key=lambda item: item[0]
+    )
+
+
+def day_of(moment: date) -> int:
+    return (moment - date(1970, 1, 1)).days
+
+
+def event_lines(axes: Axes, events: Sequence[Event]) -> None:
+    """A thin dashed line at each event inside the panel's date range."""
+    for x, _ in visible(events, axes):
+        axes.axvline(x, color=EVENT, linewidth=0.8, linestyle=(0, (3, 2)), zorder=1.5)
+
+
+def shade_weeks(axes: Axes, events: Sequence[Event]) -> None:
+    """Shade the ISO week holding each event (for weekly bars: the bar it falls in)."""
+    for x, event in visible(events, axes):
+        monday = day_of(event.date) - event.date.weekday()
+        start = float(dates([monday])[0])
+        axes.axvspan(start, start + 7, color=EVENT, alpha=0.14, linewidth=0, zorder=0.5)
+        del x
+
+
+def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Event]) -> int:
+    """Label the events above each of `top_axes`; returns the most rows used.
+
+    Call once everything else is drawn: the layout is computed first so that
+    positions are measured on the final panel widths.
+    """
+    if not events or not top_axes:
+        return 0
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
+    scale = 72.0 / figure.dpi
+    most = 0
+    for axes in top_axes:
+        box = axes.get_window_extent(renderer)
+        low, high = axes.get_xlim()
+        width_points = box.width * scale
+        rows: list[list[tuple[float, float]]] = []
+        placed: list[Annotation] = []
+        for x, event in visible(events, axes):
+            at = (x - low) / (high - low) * width_points
+            text = short(event.label)
+            probe = axes.annotate(text, (0, 0), fontsize=FONT_SIZE)
+            extent = probe.get_window_extent(renderer).width * scale
+            probe.remove()
+            right_aligned = at + extent + 2 > width_points
+            span = (at - extent - 2, at) if right_aligned else (at, at + extent + 2)
+            row = _free_row(rows, span)
+            placed.append(_label(axes, x, text, row, right_aligned))
+        most = max(most, len(rows))
+        if placed:
+            title = axes.get_title(loc="left")
+            axes.set_title(title, loc="left", pad=6 + len(rows) * ROW_POINTS + 4)
+    return most
+
+
+def _free_row(rows: list[list[tuple[float, float]]], span: tuple[float, float]) -> int:
+    start, end = span
+    for index, taken in enumerate(rows):
+        if all(end + GAP_POINTS <= other_start or start >= other_end + GAP_POINTS
+               for other_start, other_end in taken):  # fmt: skip
+            taken.append(span)
+            return index
+    if len(rows) < MAX_ROWS:
+        rows.append([span])
+        return len(rows) - 1
+    overlaps = [
+        sum(max(0.0, min(end, b) - max(start, a)) for a, b in taken) for taken in rows
+    ]
+    best = int(np.argmin(overlaps))
+    rows[best].append(span)
+    return best
+
+
+def _label(axes: Axes, x: float, text: str, row: int, right_aligned: bool) -> Annotation:
+    rise = 4 + row * ROW_POINTS
+    return axes.annotate(
+        text,
+        xy=(x, 1.0),
+        xycoords=axes.get_xaxis_transform(),
+        xytext=(0, rise),
+        textcoords="offset points",
+        ha="right" if right_aligned else "left",
+        va="bottom",
+        fontsize=FONT_SIZE,
+        color=INK,
+        annotation_clip=False,
+        arrowprops={
+            "arrowstyle": "-",
+            "color": EVENT,
+            "linewidth": 0.8,
+            "linestyle": (0, (3, 2)),
+            "shrinkA": 0,
+            "shrinkB": 0,
+            "relpos": (1.0, 0.0) if right_aligned else (0.0, 0.0),
+        },
+    )
