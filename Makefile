@@ -41,6 +41,7 @@ $(NODE_STAMP):
 
 run: install
 	$(BIN)/tracker collect
+	$(BIN)/tracker report
 
 lint: install
 	$(BIN)/ruff check .

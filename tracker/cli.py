@@ -273,6 +273,40 @@ def reparse(
     typer.echo(summary.line())
 
 
+@app.command()
+@one_line_errors
+def report(
+    config: ConfigOption = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder to write (default: data/reports/<UTC date>/ + latest/)."
+        ),
+    ] = None,
+    since: DateOption = None,
+    until: DateOption = None,
+) -> None:
+    """Charts (PNG), index.html and summary.json of the migration, from the database."""
+    from tracker.report.build import run_report
+
+    settings = load_config(config)
+    with _database(settings) as engine:
+        result = run_report(
+            engine,
+            settings,
+            now=clock_from_env()(),
+            output=output,
+            since=_day(since),
+            until=_day(until),
+        )
+    where = str(result.folder)
+    if result.latest != result.folder:
+        where += f" (and {result.latest})"
+    typer.echo(f"report written to {where}: {', '.join(result.files)}")
+    if result.empty:
+        typer.echo("the database holds no observations for this period: the report says so")
+
+
 @db_app.command("upgrade")
 @one_line_errors
 def db_upgrade(config: ConfigOption = None) -> None:

@@ -15,8 +15,8 @@ Excess growth after an event (`effect`):
   `observed` the sum over the `after` days, scaled up if some days are missing.
 
 A wave (`waves`) is a run of weeks whose change exceeds `k` times the median change
-of the `trailing` weeks before it (at least four of them with data); weeks flagged
-stale are ignored.
+of the `trailing` weeks before it (at least four of them with data) and 1% of the
+level; weeks flagged stale are ignored.
 """
 
 from __future__ import annotations
@@ -89,12 +89,19 @@ def waves(
     k: float = 3.0,
     trailing: int = 8,
     ignore: npt.NDArray[np.bool_] | None = None,
+    levels: Values | None = None,
+    min_share: float = 0.01,
 ) -> list[Wave]:
-    """Runs of weeks whose change exceeds `k` times the trailing median change."""
+    """Runs of weeks whose change exceeds `k` times the trailing median change and, when
+    `levels` are given, `min_share` of the level (a +30 week on a flat series of ten
+    thousand is noise, not a wave)."""
     usable = np.isfinite(changes) if ignore is None else np.isfinite(changes) & ~ignore
+    eligible = usable & (changes > 0)
+    if levels is not None:
+        eligible &= changes >= min_share * np.abs(levels)
     hot = np.zeros(len(changes), dtype=bool)
     for index in range(len(changes)):
-        if not usable[index] or changes[index] <= 0:
+        if not eligible[index]:
             continue
         window = slice(max(0, index - trailing), index)
         history = changes[window][usable[window]]

@@ -1,0 +1,1 @@
+"""`tracker report`: the analysis drawn as PNGs, an offline HTML page and summary.json."""

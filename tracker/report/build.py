@@ -1,0 +1,200 @@
+"""`tracker report`: analyse, draw, and write a dated folder plus `latest/`.
+
+The report is written into a temporary folder beside the target and renamed into
+place, so a reader (or a web server) never sees half a report, and `latest/` is
+replaced the same way. An empty or sparse database still gives a complete report
+that says so on the page and in each image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from tracker.analysis.conventions import ACCOUNT_METRICS
+from tracker.analysis.pipeline import Analysis, analyse
+from tracker.config import Config
+from tracker.errors import TrackerError
+from tracker.report import html
+from tracker.report.summary import MAX_TARGETS_FOR_EFFECTS, build_summary, total_waves
+from tracker.storage.filters import Filters
+
+DPI = 110
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    folder: Path
+    latest: Path
+    files: list[str]
+    empty: bool
+
+
+def keep_for_charts(config: Config) -> Any:
+    """Which series a big database keeps in memory: those the charts and effects draw."""
+    japan = set(config.report.japan)
+    top = config.report.top_targets
+
+    def keep(listing: pd.DataFrame) -> pd.Series:
+        targets = listing.groupby("source")["target"].transform("nunique")
+        chosen = (targets <= MAX_TARGETS_FOR_EFFECTS) | listing["target"].isin(japan)
+        accounts = listing[listing["metric"].isin(ACCOUNT_METRICS)]
+        largest = (
+            accounts.sort_values("last_value", ascending=False)
+            .groupby(["source", "platform"])
+            .head(top)["target"]
+        )
+        chosen |= listing["target"].isin(set(largest))
+        return chosen
+
+    return keep
+
+
+def run_report(
+    engine: Engine,
+    config: Config,
+    *,
+    now: datetime,
+    output: Path | None = None,
+    since: date | None = None,
+    until: date | None = None,
+) -> ReportResult:
+    from tracker.charts import draw_all
+
+    filters = Filters(since=since, until=until)
+    analysis = analyse(
+        engine,
+        filters,
+        carry_days=config.analysis.carry_forward_days,
+        keep=keep_for_charts(config),
+    )
+    summary = build_summary(analysis, config.events, config.analysis, now, since, until)
+    charts = draw_all(
+        analysis, config.events, config.report, total_waves(analysis, config.analysis)
+    )
+    root = output if output is not None else config.report_output
+    folder = root / now.strftime("%Y-%m-%d") if output is None else root
+    try:
+        files = _write(folder, summary, charts, analysis, now, since, until)
+        latest = root / "latest"
+        if output is None:
+            _replace_dir(folder, latest)
+    except OSError as exc:
+        raise TrackerError(f"cannot write the report into {folder}: {exc.strerror}") from None
+    finally:
+        for chart in charts:
+            chart.figure.clear()
+    return ReportResult(folder, latest if output is None else folder, files, analysis.empty)
+
+
+def _write(
+    folder: Path,
+    summary: dict[str, Any],
+    charts: list[Any],
+    analysis: Analysis,
+    now: datetime,
+    since: date | None,
+    until: date | None,
+) -> list[str]:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        files = []
+        for chart in charts:
+            chart.figure.savefig(staging / chart.name, dpi=DPI, format="png")
+            files.append(chart.name)
+        (staging / "summary.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+        page = html.render(
+            generated_at=now.strftime("%Y-%m-%d %H:%M"),
+            period=_period_text(analysis, since, until),
+            notices=_notices(analysis),
+            figures=[html.Figure(c.name, c.title, c.caption) for c in charts],
+            headline=_headline(summary),
+            flags=_recent_flags(summary),
+        )
+        (staging / "index.html").write_text(page, encoding="utf-8")
+        files += ["summary.json", "index.html"]
+        _replace_dir(staging, folder, move=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return files
+
+
+def _replace_dir(source: Path, target: Path, *, move: bool = False) -> None:
+    """Put `source` at `target` in one rename (copying first unless `move`)."""
+    if not move:
+        copy = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        shutil.rmtree(copy)
+        shutil.copytree(source, copy)
+        source = copy
+    old = target.with_name(f".{target.name}.old.{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    source.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _period_text(analysis: Analysis, since: date | None, until: date | None) -> str:
+    if analysis.empty:
+        return "The database holds no observations in this period yet."
+    from tracker.analysis.conventions import day_date
+
+    first = day_date(analysis.first_day or 0)
+    last = day_date(analysis.last_day or 0)
+    limits = ""
+    if since or until:
+        limits = f" (limited to {since or 'the start'} .. {until or 'the end'})"
+    return f"Data from {first} to {last}{limits}."
+
+
+def _notices(analysis: Analysis) -> list[str]:
+    if analysis.empty:
+        return [
+            "No data yet: the database has no observations for this period. Run "
+            "`tracker collect` (or `tracker import FILE`), then `tracker report` again."
+        ]
+    days = (analysis.last_day or 0) - (analysis.first_day or 0) + 1
+    if days < 14:
+        return [
+            f"Sparse data: only {days} day{'s' if days > 1 else ''} of observations. Trends, "
+            "weekly growth and event effects need several weeks; figures that cannot be "
+            "computed yet are left out."
+        ]
+    return []
+
+
+def _headline(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = []
+    for entry in summary["series"]:
+        if entry["target"] == "*" or entry["metric"] not in ("users_total", "users_active_month"):
+            continue
+        if entry["source"] not in ("joinmastodon", "bluesky", "bsky_users", "mastodonusercount"):
+            continue
+        last = entry["last"]
+        if last is None:
+            continue
+        what = f"{entry['source']} {entry['target']} {entry['metric']}"
+        note = "accounts" if entry["metric"] == "users_total" else "monthly active users"
+        rows.append((what, f"{last['value']:,} on {last['date']}", note))
+    return rows[:8]
+
+
+def _recent_flags(summary: dict[str, Any], limit: int = 30) -> list[dict[str, Any]]:
+    flags = [
+        {**flag, "series": f"{e['source']} {e['target']} {e['metric']}"}
+        for e in summary["series"]
+        for flag in e["flags"]
+    ]
+    flags.sort(key=lambda flag: flag["date"] or "", reverse=True)
+    return flags[:limit]
