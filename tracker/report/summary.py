@@ -49,7 +49,7 @@ def _point(day: Any, value: Any) -> dict[str, Any] | None:
     text = _date(day)
     if text is None or value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return {"date": text, "value": int(round(float(value)))}
+    return {"date": text, "value": round(float(value))}
 
 
 def _week(week: Any, value: Any) -> dict[str, Any] | None:
@@ -80,7 +80,7 @@ def _wave_list(found: Sequence[Wave]) -> list[dict[str, Any]]:
             "start": _date(wave.start),
             "end": _date(wave.end),
             "peak_week": _date(wave.peak_week),
-            "peak_value": int(round(wave.peak_change)),
+            "peak_value": round(wave.peak_change),
         }
         for wave in found
     ]
@@ -128,7 +128,7 @@ def total_entries(analysis: Analysis, found: Waves) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     if analysis.totals.empty:
         return entries
-    weekly = {key: group for key, group in analysis.weekly_totals.groupby(GROUP, sort=False)}
+    weekly = dict(iter(analysis.weekly_totals.groupby(GROUP, sort=False)))
     for key, group in analysis.totals.groupby(GROUP, sort=True):
         source, platform, metric = (str(part) for part in key)
         first, last = group.iloc[0], group.iloc[-1]
@@ -227,10 +227,10 @@ def event_entries(
                     "source": source,
                     "target": target,
                     "metric": metric,
-                    "excess": int(round(effect.excess)),
+                    "excess": round(effect.excess),
                     "ratio": None if effect.ratio is None else round(effect.ratio, 3),
-                    "observed": int(round(effect.observed)),
-                    "expected": int(round(effect.expected)),
+                    "observed": round(effect.observed),
+                    "expected": round(effect.expected),
                 }
             )
         result.append({"date": event.date.isoformat(), "label": event.label, "effects": effects})
