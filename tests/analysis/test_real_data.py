@@ -7,6 +7,7 @@ independently of the analysis under test.
 from __future__ import annotations
 
 import csv
+import itertools
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -82,7 +83,7 @@ def test_largest_account_growth_is_the_week_the_record_shows(summary: dict[str, 
     weeks = sorted(last_of_week)
     gains = {
         week: last_of_week[week] - last_of_week[previous]
-        for previous, week in zip(weeks, weeks[1:], strict=False)
+        for previous, week in itertools.pairwise(weeks)
         if (week - previous).days == 7 and date(2022, 10, 27) <= week <= date(2022, 12, 31)
     }
     best = max(gains, key=gains.__getitem__)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from tracker.analysis.conventions import day_date
 from tracker.analysis.pipeline import Analysis
+from tracker.charts.style import platform_name
 
 LINE_COLUMNS = ["source", "platform", "metric", "target", "day", "value", "stale", "reporting"]
 """A tidy line frame: one row per line and day. `target` is '' for a network total."""
@@ -35,16 +36,34 @@ SOURCE_NOTES = {
     "instances_social": "imported instances.social totals",
     "bsky_users": "imported bsky-users tracker",
 }
+SOURCE_SHORT = {
+    "joinmastodon": "official statistics",
+    "fediverse": "listed servers",
+    "bluesky": "listed relays and hosts",
+    "mastodonusercount": "imported bot crawl",
+    "instances_social": "imported",
+    "bsky_users": "imported tracker",
+}
+"""A few words for panel titles; captions carry the full `SOURCE_NOTES`."""
 SOURCE_ORDER = ("joinmastodon", "fediverse", "bluesky", "tumblr", "wikipedia")
-"""Collected sources first, in this order; imported ones after them, by name."""
+"""Collected sources first, in this order (see `ordered_sources`)."""
 
 
-def source_rank(source: str) -> tuple[int, str]:
-    return (SOURCE_ORDER.index(source), "") if source in SOURCE_ORDER else (99, source)
+def ordered_sources(frame: pd.DataFrame, time: str = "day") -> list[str]:
+    """Sources of a frame: collected ones in SOURCE_ORDER, then imported ones by their
+    first date (history reads left to right)."""
+    first = frame.groupby("source")[time].min()
+
+    def rank(source: str) -> tuple[int, float, str]:
+        if source in SOURCE_ORDER:
+            return (SOURCE_ORDER.index(source), 0.0, source)
+        return (len(SOURCE_ORDER), float(first[source]), source)
+
+    return sorted((str(source) for source in first.index), key=rank)
 
 
-def describe(source: str) -> str:
-    note = SOURCE_NOTES.get(source)
+def describe(source: str, *, brief: bool = False) -> str:
+    note = (SOURCE_SHORT if brief else SOURCE_NOTES).get(source)
     return f"{source} ({note})" if note else source
 
 
@@ -70,14 +89,12 @@ def aggregates(analysis: Analysis) -> pd.DataFrame:
     meta = analysis.series
     if meta.empty:
         return meta
-    counting = meta[meta["metric"] == AGGREGATE_METRIC][["source", "platform", "target"]]
-    keys = set(counting.itertuples(index=False, name=None))
-    own = meta[[key in keys for key in meta[["source", "platform", "target"]].itertuples(
-        index=False, name=None)]]  # fmt: skip
-    crowded = meta.groupby(["source", "platform"])["target"].nunique()
-    many = [bool(crowded.get((s, p), 0) > 1) for s, p in zip(own["source"], own["platform"],
-                                                              strict=True)]  # fmt: skip
-    return own[many]
+    names = ["source", "platform", "target"]
+    counting = meta.loc[meta["metric"] == AGGREGATE_METRIC, names].drop_duplicates()
+    own = meta.reset_index().merge(counting, on=names).set_index("series_id")
+    crowded = meta.groupby(["source", "platform"])["target"].nunique().rename("targets")
+    own = own.join(crowded, on=["source", "platform"])
+    return own[own["targets"] > 1].drop(columns="targets")
 
 
 def network_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
@@ -159,9 +176,16 @@ class Coverage:
     days: int
 
     def text(self, unit: str = "targets") -> str:
-        parts = [f"{self.reporting:,} of {self.targets:,} {unit} reported on {iso(self.last_day)}"]
+        if self.targets <= 1:
+            parts = [f"last reading {iso(self.last_day)}"]
+            stale = "without a reading (the day before carried forward)"
+        else:
+            parts = [
+                f"{self.reporting:,} of {self.targets:,} {unit} reported on {iso(self.last_day)}"
+            ]
+            stale = "stale (missing servers' last values carried forward)"
         if self.stale_days:
-            parts.append(f"{self.stale_days:,} of {self.days:,} days stale (carried forward)")
+            parts.append(f"{self.stale_days:,} of {self.days:,} days {stale}")
         return "; ".join(parts)
 
 
@@ -189,8 +213,6 @@ def unit_of(source: str) -> str:
 
 
 def line_label(source: str, platform: str, target: str, *, with_source: bool) -> str:
-    from tracker.charts.style import platform_name
-
     name = platform_name(platform)
     if target and target != source:
         name = f"{name} ({target})"
@@ -201,3 +223,55 @@ def span_text(analysis: Analysis) -> str:
     if analysis.first_day is None or analysis.last_day is None:
         return "no data"
     return f"{iso(analysis.first_day)} to {iso(analysis.last_day)} (UTC days)"
+
+
+WEEKLY_COLUMNS = ["source", "platform", "metric", "target", "week", "value", "change", "stale"]
+
+
+def weekly_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
+    """Weekly network lines (`WEEKLY_COLUMNS`): the coverage-neutral weekly change of
+    each source's total, or of its aggregate target (see `network_lines`)."""
+    wanted = list(metrics)
+    parts: list[pd.DataFrame] = []
+    replaced: set[tuple[str, str, str]] = set()
+    aggregate = aggregates(analysis)
+    aggregate = aggregate[aggregate["metric"].isin(wanted) & (aggregate["period"] == "")]
+    for series_id, row in aggregate.iterrows():
+        replaced.add((str(row["source"]), str(row["platform"]), str(row["metric"])))
+        if analysis.weekly.empty:
+            continue
+        weekly = analysis.weekly[analysis.weekly["series_id"] == series_id]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "source": row["source"],
+                    "platform": row["platform"],
+                    "metric": row["metric"],
+                    "target": row["target"],
+                    "week": weekly["week"].to_numpy(),
+                    "value": weekly["value"].to_numpy(dtype=np.float64),
+                    "change": weekly["change"].to_numpy(dtype=np.float64),
+                    "stale": False,
+                }
+            )
+        )
+    totals = analysis.weekly_totals
+    if not totals.empty:
+        chosen = totals[totals["metric"].isin(wanted)]
+        keys = list(zip(chosen["source"], chosen["platform"], chosen["metric"], strict=True))
+        chosen = chosen[[key not in replaced for key in keys]]
+        parts.append(
+            chosen.assign(
+                target="",
+                value=chosen["value"].astype(np.float64),
+                change=chosen["change"].astype(np.float64),
+            )[WEEKLY_COLUMNS]
+        )
+    parts = [part for part in parts if not part.empty]
+    if not parts:
+        return pd.DataFrame(columns=WEEKLY_COLUMNS)
+    lines = pd.concat(parts, ignore_index=True)
+    lines["stale"] = lines["stale"].astype(bool)
+    return lines.sort_values(["source", "platform", "metric", "target", "week"]).reset_index(
+        drop=True
+    )

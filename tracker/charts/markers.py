@@ -18,12 +18,13 @@ from datetime import date
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.text import Annotation
 
 from tracker.charts.style import EVENT, INK, dates
 from tracker.config import Event
 
-LABEL_CHARS = 24
+LABEL_CHARS = 20
 ROW_POINTS = 11.0
 GAP_POINTS = 6.0
 MAX_ROWS = 5
@@ -31,7 +32,10 @@ FONT_SIZE = 7.5
 
 
 def short(label: str, limit: int = LABEL_CHARS) -> str:
-    """The label without parentheses, cut at a word boundary to `limit` characters."""
+    """A few words for the chart: the known abbreviation, else the label without
+    parentheses cut at a word boundary to `limit` characters."""
+    if label in SHORT_LABELS:
+        return SHORT_LABELS[label]
     text = re.sub(r"\s*\([^)]*\)", "", label).strip() or label.strip()
     if len(text) <= limit:
         return text
@@ -39,13 +43,27 @@ def short(label: str, limit: int = LABEL_CHARS) -> str:
     return (cut or text[: limit - 1]) + "…"
 
 
+SHORT_LABELS = {
+    "Musk takes over Twitter": "Musk takeover",
+    "Paid verification (Twitter Blue) launches": "Paid checkmarks",
+    "Twitter Blue relaunches": "Blue relaunch",
+    "Rate limits on reading": "Rate limits",
+    "Threads launches": "Threads opens",
+    "Twitter rebrands as X": "Rebrand to X",
+    "Bluesky opens without invites": "Bluesky opens",
+    "X banned in Brazil": "X banned in Brazil",
+    "US election": "US election",
+}
+"""Abbreviations of the default events (`tracker.config.DEFAULT_EVENTS`)."""
+
+
 def visible(events: Sequence[Event], axes: Axes) -> list[tuple[float, Event]]:
-    """Events inside the axes' date range, as (date number, event), in date order."""
-    low, high = sorted(axes.get_xlim())
+    """Events inside the dates the panel has data for (not its margins), in date order."""
+    low, high = sorted(axes.dataLim.intervalx)
+    if not np.isfinite(low) or not np.isfinite(high):
+        return []
     found = [(float(dates([day_of(event.date)])[0]), event) for event in events]
-    return sorted(
-        ((x, event) for x, event in found if low <= x <= high), key=lambda item: item[0]
-    )
+    return sorted(((x, event) for x, event in found if low <= x <= high), key=lambda item: item[0])
 
 
 def day_of(moment: date) -> int:
@@ -78,6 +96,7 @@ def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Even
     figure.draw_without_rendering()
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     scale = 72.0 / figure.dpi
+    font = FontProperties(size=FONT_SIZE)
     most = 0
     for axes in top_axes:
         box = axes.get_window_extent(renderer)
@@ -88,9 +107,7 @@ def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Even
         for x, event in visible(events, axes):
             at = (x - low) / (high - low) * width_points
             text = short(event.label)
-            probe = axes.annotate(text, (0, 0), fontsize=FONT_SIZE)
-            extent = probe.get_window_extent(renderer).width * scale
-            probe.remove()
+            extent = renderer.get_text_width_height_descent(text, font, ismath=False)[0] * scale
             right_aligned = at + extent + 2 > width_points
             span = (at - extent - 2, at) if right_aligned else (at, at + extent + 2)
             row = _free_row(rows, span)
@@ -112,9 +129,7 @@ def _free_row(rows: list[list[tuple[float, float]]], span: tuple[float, float]) 
     if len(rows) < MAX_ROWS:
         rows.append([span])
         return len(rows) - 1
-    overlaps = [
-        sum(max(0.0, min(end, b) - max(start, a)) for a, b in taken) for taken in rows
-    ]
+    overlaps = [sum(max(0.0, min(end, b) - max(start, a)) for a, b in taken) for taken in rows]
     best = int(np.argmin(overlaps))
     rows[best].append(span)
     return best

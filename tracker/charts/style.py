@@ -20,7 +20,7 @@ import contextlib
 import importlib.util
 import textwrap
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -32,9 +32,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib import font_manager
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 SIZE = (12.0, 6.75)
@@ -44,14 +46,17 @@ JAPANESE_FAMILY = "IPAexGothic"
 FONT_FILE = "ipaexg.ttf"
 CAPTION_WIDTH = 190
 """Characters per caption line at 8 pt across the 12-inch figure."""
+CAPTION_POINTS = 8.0
+LEGEND_COLUMNS = 6
+LEGEND_ROW_POINTS = 15.0
 
 INK = "#222222"
 MUTED = "#6b6b6b"
 GRID = "#e4e4e4"
 EVENT = "#8a8a8a"
-OUTLIER = "#d62728"
-STEP = "#e08000"
-DECREASE = "#7b1fa2"
+OUTLIER_COLOUR = "#d62728"
+STEP_COLOUR = "#e08000"
+DECREASE_COLOUR = "#7b1fa2"
 
 PLATFORM_COLOURS = {
     "mastodon": "#563acc",
@@ -164,10 +169,56 @@ def grid(figure: Figure, panels: int, *, sharex: bool = True) -> list[Axes]:
     return axes[:panels]
 
 
-def caption(figure: Figure, text: str) -> None:
-    """The source and coverage line(s) inside the image, below the panels."""
-    wrapped = "\n".join(textwrap.wrap(text, CAPTION_WIDTH)) if text else ""
-    figure.supxlabel(wrapped, x=0.01, ha="left", fontsize=8, color=MUTED, linespacing=1.4)
+def caption(figure: Figure, text: str, handles: Mapping[str, Artist] | None = None) -> None:
+    """The footer: one legend for all panels, and the source and coverage lines.
+
+    The footer band is kept out of the layout (`rect`), so the panels are laid out
+    above it and nothing runs into it; the legend sits under the panels, off the
+    data, each label once (lines first, then markers).
+    """
+    lines = textwrap.wrap(text, CAPTION_WIDTH) if text else []
+    handles = handles or {}
+    rows = -(-len(handles) // LEGEND_COLUMNS)
+    text_points = len(lines) * CAPTION_POINTS * 1.45 + (6 if lines else 0)
+    legend_points = rows * LEGEND_ROW_POINTS + (4 if rows else 0)
+    if not text_points and not legend_points:
+        return
+    height = (text_points + legend_points + 4) / 72 / figure.get_figheight()
+    figure.get_layout_engine().set(rect=(0, height, 1, 1 - height))  # type: ignore[union-attr]
+    if lines:
+        figure.text(
+            0.01,
+            0.008,
+            "\n".join(lines),
+            ha="left",
+            va="bottom",
+            fontsize=CAPTION_POINTS,
+            color=MUTED,
+            linespacing=1.45,
+        )
+    if handles:
+        legend = figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower left",
+            bbox_to_anchor=(0.005, (text_points + 2) / 72 / figure.get_figheight()),
+            ncols=min(LEGEND_COLUMNS, len(handles)),
+            fontsize=8.5,
+            handlelength=1.8,
+            columnspacing=1.6,
+            borderaxespad=0.0,
+        )
+        legend.set_in_layout(False)
+
+
+def legend_entries(panels: Sequence[Axes]) -> dict[str, Artist]:
+    """The legend entries of all panels, each label once: lines first, then markers."""
+    lines: dict[str, Artist] = {}
+    marks: dict[str, Artist] = {}
+    for axes in panels:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            (lines if isinstance(handle, Line2D) else marks).setdefault(label, handle)
+    return {**lines, **marks}
 
 
 def message(axes: Axes, text: str) -> None:
@@ -297,6 +348,9 @@ def draw_line(
         axes.plot(x, y, color=colour, alpha=0.35, linestyle=linestyle, linewidth=linewidth)
         fresh = np.where(stale, np.nan, y)
         axes.plot(x, fresh, color=colour, linestyle=linestyle, linewidth=linewidth, label=label)
+        alone = np.isfinite(fresh) & ~np.isfinite(np.r_[np.nan, fresh[:-1]])
+        alone &= ~np.isfinite(np.r_[fresh[1:], np.nan])
+        axes.plot(x[alone], fresh[alone], "o", color=colour, markersize=2.5)
     else:
         axes.plot(
             x, y, color=colour, linestyle=linestyle, linewidth=linewidth, label=label, marker=marker
@@ -307,9 +361,14 @@ def legend_outside(axes: Axes, **options: Any) -> None:
     """Legend to the right of the panel, off the data."""
     handles, labels = axes.get_legend_handles_labels()
     if handles:
-        axes.legend(
-            loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **options
-        )
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **options)
+
+
+def legend_inside(axes: Axes, **options: Any) -> None:
+    """Legend in the upper left corner, on a white ground: where growth curves are not."""
+    handles, _ = axes.get_legend_handles_labels()
+    if handles:
+        axes.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="none", **options)
 
 
 def owner(axes: Axes) -> Figure:
