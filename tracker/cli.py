@@ -8,31 +8,31 @@ Errors are one line on stderr, never a traceback, because people read cron mail.
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 
 from tracker import __version__
+from tracker.cli_common import (
+    ConfigOption,
+    DateOption,
+    VerboseOption,
+    as_day,
+    database_of,
+    describe_url,
+    one_line_errors,
+    setup_logging,
+)
+from tracker.cli_db import db_app
 from tracker.clock import clock_from_env
-from tracker.config import Config, load_config
+from tracker.config import load_config
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
-from tracker.storage.engine import (
-    current_revision,
-    describe,
-    head_revision,
-    open_database,
-    upgrade_schema,
-)
 from tracker.storage.filters import Filters
 
 app = typer.Typer(
@@ -43,68 +43,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $TRACKER_CONFIG, else ./config.yaml).",
-        dir_okay=False,
-    ),
-]
-VerboseOption = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, help="More log lines (-vv for HTTP).")
-]
-DateOption = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn a TrackerError into `error: ...` on stderr and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except TrackerError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-def setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        force=True,
-    )
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
-
-
-def _day(value: datetime | None) -> date | None:
-    return value.date() if value else None
-
-
-@contextmanager
-def _database(config: Config) -> Iterator[Any]:
-    engine = open_database(config.database)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -161,7 +100,7 @@ def status(
     from tracker.status import recent_runs, target_health
 
     settings = load_config(config)
-    with _database(settings) as engine:
+    with database_of(settings) as engine:
         run_rows = recent_runs(engine, runs)
         targets = target_health(engine, source)
     typer.echo(f"database: {describe_url(settings.database)}")
@@ -194,15 +133,6 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
-def describe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.database or ":memory:"
-    return parsed.render_as_string(hide_password=True)
-
-
 class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
@@ -227,8 +157,8 @@ def export_command(
     CSV header: source,platform,target,metric,period,observed_at,value
     """
     settings = load_config(config)
-    filters = Filters(_day(since), _day(until), source, metric, platform)
-    with _database(settings) as engine:
+    filters = Filters(as_day(since), as_day(until), source, metric, platform)
+    with database_of(settings) as engine:
         if output is None:
             export(engine, sys.stdout, fmt.value, filters)
             return
@@ -250,7 +180,7 @@ def import_command(
 ) -> None:
     """Upsert observations from a CSV in the export format; a bad row rejects the whole file."""
     settings = load_config(config)
-    with _database(settings) as engine:
+    with database_of(settings) as engine:
         written = import_csv(engine, file, clock_from_env()())
     typer.echo(f"imported {written} observations from {file}")
 
@@ -266,7 +196,7 @@ def reparse(
     from tracker.reparse import reparse as run_reparse
 
     settings = load_config(config)
-    with _database(settings) as engine:
+    with database_of(settings) as engine:
         summary = run_reparse(
             engine, settings, source=source, since=since.replace(tzinfo=UTC) if since else None
         )
@@ -290,14 +220,14 @@ def report(
     from tracker.report.build import run_report
 
     settings = load_config(config)
-    with _database(settings) as engine:
+    with database_of(settings) as engine:
         result = run_report(
             engine,
             settings,
             now=clock_from_env()(),
             output=output,
-            since=_day(since),
-            until=_day(until),
+            since=as_day(since),
+            until=as_day(until),
         )
     where = str(result.folder)
     if result.latest != result.folder:
@@ -305,34 +235,6 @@ def report(
     typer.echo(f"report written to {where}: {', '.join(result.files)}")
     if result.empty:
         typer.echo("the database holds no observations for this period: the report says so")
-
-
-@db_app.command("upgrade")
-@one_line_errors
-def db_upgrade(config: ConfigOption = None) -> None:
-    """Apply the schema migrations (every command also does this by itself)."""
-    settings = load_config(config)
-    engine = open_database(settings.database, upgrade=False)
-    try:
-        before = current_revision(engine)
-        changed = upgrade_schema(engine)
-    except Exception as exc:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from tracker.storage.engine import short_reason
-
-        if isinstance(exc, SQLAlchemyError):
-            raise TrackerError(f"cannot upgrade {describe(engine)}: {short_reason(exc)}") from None
-        raise
-    finally:
-        engine.dispose()
-    head = head_revision()
-    if changed:
-        typer.echo(
-            f"{describe_url(settings.database)}: upgraded from {before or 'empty'} to {head}"
-        )
-    else:
-        typer.echo(f"{describe_url(settings.database)}: already at revision {head}")
 
 
 def version_callback(value: bool) -> None:

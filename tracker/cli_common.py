@@ -1,0 +1,87 @@
+"""Options and error handling shared by every `tracker` command module."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from tracker.config import Config
+from tracker.errors import TrackerError
+from tracker.storage.engine import open_database
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file (default: $TRACKER_CONFIG, else ./config.yaml).",
+        dir_okay=False,
+    ),
+]
+VerboseOption = Annotated[
+    int, typer.Option("--verbose", "-v", count=True, help="More log lines (-vv for HTTP).")
+]
+DateOption = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"], show_default=False)]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn a TrackerError into `error: ...` on stderr and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except TrackerError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        force=True,
+    )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+
+
+def as_day(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+@contextmanager
+def database_of(config: Config) -> Iterator[Any]:
+    engine = open_database(config.database)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def describe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
