@@ -18,6 +18,8 @@ millions of points never needs all daily values in memory at once.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -77,18 +79,22 @@ class TotalsAccumulator:
         until = np.minimum(np.minimum(following - 1, day + self.carry_days), stop)
         cells = group * self.width + (day - self.first_day)
         ends = group * self.width + (until + 1 - self.first_day)
-        ones = np.ones(len(sid))
-        np.add.at(self.grids["total"], cells, value)
-        np.add.at(self.grids["total"], ends, -value)
-        np.add.at(self.grids["covered"], cells, ones)
-        np.add.at(self.grids["covered"], ends, -ones)
-        np.add.at(self.grids["reporting"], cells, ones)
-        np.add.at(self.grids["reported_value"], cells, value)
         same_previous = np.r_[False, sid[1:] == sid[:-1]]
         previous_day = np.r_[0, day[:-1]]
         continuing = same_previous & (day - previous_day <= self.carry_days + 1)
-        change = np.r_[0.0, level[1:] - level[:-1]]
-        np.add.at(self.grids["change"], cells[continuing], change[continuing])
+        change = np.where(continuing, np.r_[0.0, level[1:] - level[:-1]], 0.0)
+        size = len(self.keys) * self.width
+
+        def tally(where: npt.NDArray[np.int64], weights: npt.NDArray[np.float64]) -> Any:
+            # bincount, not np.add.at: ten times faster on millions of rows.
+            return np.bincount(where, weights=weights, minlength=size)
+
+        ones = np.ones(len(sid))
+        self.grids["total"] += tally(cells, value) - tally(ends, value)
+        self.grids["covered"] += tally(cells, ones) - tally(ends, ones)
+        self.grids["reporting"] += tally(cells, ones)
+        self.grids["reported_value"] += tally(cells, value)
+        self.grids["change"] += tally(cells, change)
 
     def frame(self) -> pd.DataFrame:
         """One row per (source, platform, metric, day) that any target covers."""
