@@ -107,6 +107,7 @@ def _write(
 ) -> list[str]:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging.chmod(0o755 & ~_umask())  # mkdtemp makes it private; a report is meant to be read
     try:
         files = []
         for chart in charts:
@@ -131,12 +132,18 @@ def _write(
     return files
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def _replace_dir(source: Path, target: Path, *, move: bool = False) -> None:
     """Put `source` at `target` in one rename (copying first unless `move`)."""
     if not move:
         copy = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         shutil.rmtree(copy)
-        shutil.copytree(source, copy)
+        shutil.copytree(source, copy)  # copies the folder's mode too
         source = copy
     old = target.with_name(f".{target.name}.old.{os.getpid()}")
     if target.exists():
