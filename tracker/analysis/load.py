@@ -10,16 +10,17 @@ arrays rather than looped in Python.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Engine, func, select, type_coerce
+from sqlalchemy import Connection, Engine, select
 
 from tracker.analysis.conventions import timestamps
 from tracker.storage.filters import Filters
-from tracker.storage.schema import points, series
+from tracker.storage.schema import series, unix_seconds
 
 CHUNK = 200_000
 EVERYTHING = Filters()
@@ -62,24 +63,17 @@ def load_points(
         meta = meta.loc[meta.index.intersection(list(ids))]
     if meta.empty:
         return Points(meta, _empty_points())
-    chosen = (
-        points.c.series_id.in_([int(i) for i in meta.index])
-        if ids is not None
-        else points.c.series_id.in_(filters.apply_names(select(series.c.id)))
-    )
-    seconds = type_coerce(points.c.observed_at, BigInteger)  # no datetime object per row
-    where = filters.apply_time(select(points.c.series_id).where(chosen))
-    query = where.with_only_columns(points.c.series_id, seconds, points.c.value).order_by(
-        points.c.series_id, points.c.observed_at
-    )
+    where = _points_where([int(i) for i in meta.index], filters)
     with engine.connect() as connection:
-        total = int(connection.execute(where.with_only_columns(func.count())).scalar() or 0)
+        count = f"SELECT COUNT(*) FROM points WHERE {where}"  # noqa: S608 - integers only
+        total = int(connection.exec_driver_sql(count).scalar() or 0)
         columns = [np.empty(total, dtype=np.int64) for _ in range(3)]
         filled = 0
-        result = connection.execution_options(stream_results=True, yield_per=CHUNK).execute(query)
-        for chunk in result.partitions():
-            # fromiter over the flattened rows: np.array(rows) probes each Row object for
-            # array interfaces, which SQLAlchemy answers slowly (measured: 30x slower).
+        sql = (
+            f"SELECT series_id, observed_at, value FROM points WHERE {where}"  # noqa: S608
+            " ORDER BY series_id, observed_at"
+        )
+        for chunk in _driver_rows(connection, sql):
             flat = itertools.chain.from_iterable(chunk)
             block = np.fromiter(flat, dtype=np.int64, count=3 * len(chunk)).reshape(-1, 3)
             end = min(filled + len(block), total)  # a writer may add rows meanwhile
@@ -94,6 +88,38 @@ def load_points(
         copy=False,
     )
     return Points(meta, frame)
+
+
+def _points_where(ids: list[int], filters: Filters) -> str:
+    """The WHERE clause, built only from integers (ids and Unix seconds), so safe as text."""
+    clauses = [f"series_id IN ({','.join(str(int(i)) for i in ids)})"]
+    start, end = filters.bounds()
+    if start is not None:
+        clauses.append(f"observed_at >= {unix_seconds(start)}")
+    if end is not None:
+        clauses.append(f"observed_at < {unix_seconds(end)}")
+    return " AND ".join(clauses)
+
+
+def _driver_rows(connection: Connection, sql: str) -> Iterator[list[tuple[int, int, int]]]:
+    """Rows as plain tuples straight from the driver, a chunk at a time.
+
+    SQLAlchemy's Row objects cost more than the query itself on millions of points
+    (measured: 28 s of 37 for 10M). PostgreSQL gets a server-side cursor, so the rows
+    stream instead of arriving all at once.
+    """
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    if connection.dialect.name == "postgresql":
+        cursor = raw.cursor(name=f"tracker_points_{uuid.uuid4().hex}")
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(CHUNK):
+            yield rows
+    finally:
+        cursor.close()
 
 
 def _empty_points() -> pd.DataFrame:

@@ -82,46 +82,52 @@ def series_stats(daily: pd.DataFrame, weekly: pd.DataFrame, outliers: pd.DataFra
 
 
 def _flags(daily: pd.DataFrame, outliers: pd.DataFrame) -> pd.DataFrame:
-    rows: list[dict[str, object]] = []
-    previous = daily["value"].shift(1)
-    same = daily["series_id"].eq(daily["series_id"].shift(1))
-    marked = daily[daily["flag"].isin([STEP, DECREASE])]
-    earlier = previous.where(same).to_numpy(dtype=np.float64)
-    positions = np.flatnonzero(daily["flag"].isin([STEP, DECREASE]).to_numpy())
-    for position, (_, row) in zip(positions, marked.iterrows(), strict=True):
-        if row["flag"] == STEP:
-            detail = f"level shift of {row['jump']:+,.0f}: not counted as growth"
-        else:
-            fall = earlier[position] - float(row["value"])
-            detail = (
-                f"fell by {fall:,.0f} to {row['value']:,}: a counter that should not fall; "
-                "growth is measured on its running maximum"
+    """One row per flagged day, with a sentence saying what happened (vectorised: a big
+    database has tens of thousands of flags)."""
+    parts = []
+    same = daily["series_id"].eq(daily["series_id"].shift(1)).to_numpy()
+    earlier = np.where(same, daily["value"].shift(1).to_numpy(dtype=np.float64), np.nan)
+    marked = daily["flag"].isin([STEP, DECREASE]).to_numpy()
+    if marked.any():
+        rows = daily.loc[marked]
+        details = [
+            f"level shift of {jump:+,.0f}: not counted as growth"
+            if kind == STEP
+            else f"fell by {before - value:,.0f} to {value:,}: a counter that should not fall; "
+            "growth is measured on its running maximum"
+            for kind, jump, value, before in zip(
+                rows["flag"].astype(str), rows["jump"], rows["value"], earlier[marked], strict=True
             )
-        rows.append(
-            {
-                "series_id": row["series_id"],
-                "day": int(row["day"]),
-                "kind": row["flag"],
-                "detail": detail,
-            }
+        ]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "series_id": rows["series_id"].to_numpy(),
+                    "day": rows["day"].to_numpy(),
+                    "kind": rows["flag"].astype(str).to_numpy(),
+                    "detail": details,
+                }
+            )
         )
-    for (series_id, day, kind), group in _outlier_days(outliers):
-        values = ", ".join(f"{value:,}" for value in group["value"].head(3))
-        where = "below" if kind == DROPOUT else "above"
-        detail = f"{values} far {where} the readings around it: not used"
-        rows.append({"series_id": series_id, "day": day, "kind": kind, "detail": detail})
-    if not rows:
+    if not outliers.empty:
+        frame = outliers.assign(
+            day=day_of(outliers["t"].to_numpy()), kind=outliers["flag"].astype(str)
+        )
+        days = (
+            frame[frame["kind"].isin([DROPOUT, SPIKE])]
+            .groupby(["series_id", "day", "kind"], as_index=False, sort=True)
+            .agg(value=("value", "first"), readings=("value", "size"))
+        )
+        details = [
+            f"{value:,}{f' and {count - 1} more' if count > 1 else ''} far "
+            f"{'below' if kind == DROPOUT else 'above'} the readings around it: not used"
+            for value, count, kind in zip(
+                days["value"], days["readings"], days["kind"], strict=True
+            )
+        ]
+        parts.append(days[["series_id", "day", "kind"]].assign(detail=details))
+    if not parts:
         return pd.DataFrame(columns=["series_id", "day", "kind", "detail"])
-    return pd.DataFrame(rows).sort_values(["series_id", "day"]).reset_index(drop=True)
-
-
-def _outlier_days(outliers: pd.DataFrame) -> list[tuple[tuple[int, int, str], pd.DataFrame]]:
-    if outliers.empty:
-        return []
-    frame = outliers.assign(day=day_of(outliers["t"].to_numpy()), kind=outliers["flag"].astype(str))
-    frame = frame[frame["kind"].isin([DROPOUT, SPIKE])]
-    result = []
-    for key, group in frame.groupby(["series_id", "day", "kind"], sort=True):
-        series_id, day, kind = (str(part) for part in key)
-        result.append(((int(series_id), int(day), kind), group))
-    return result
+    return (
+        pd.concat(parts, ignore_index=True).sort_values(["series_id", "day"]).reset_index(drop=True)
+    )

@@ -67,13 +67,16 @@ class TotalsAccumulator:
         if daily.empty:
             return
         sid = daily["series_id"].to_numpy()
-        names = meta.loc[sid, GROUP]
-        keys = list(names.itertuples(index=False, name=None))
-        group = self._group_codes(keys)
+        # Names are looked up per series, not per row: a chunk holds millions of rows.
+        series_ids = np.unique(sid)
+        names = meta.loc[series_ids, GROUP]
+        codes = self._group_codes(list(names.itertuples(index=False, name=None)))
+        stops = names["source"].map(source_last_day).to_numpy(dtype=np.int64)
+        position = np.searchsorted(series_ids, sid)
+        group, stop = codes[position], stops[position]
         day = daily["day"].to_numpy().astype(np.int64)
         value = daily["value"].to_numpy(dtype=np.float64)
         level = adjusted(daily)
-        stop = names["source"].map(source_last_day).to_numpy(dtype=np.int64)
         same_next = np.r_[sid[1:] == sid[:-1], False]
         following = np.where(same_next, np.r_[day[1:], 0], np.iinfo(np.int64).max)
         until = np.minimum(np.minimum(following - 1, day + self.carry_days), stop)

@@ -95,33 +95,29 @@ def series_entries(analysis: Analysis) -> list[dict[str, Any]]:
     stats = analysis.stats.table
     if stats.empty:
         return []
-    named = stats.join(analysis.series)
-    flags = analysis.stats.flags
-    flags_by_series = {
-        int(str(series_id)): group for series_id, group in flags.groupby("series_id", sort=False)
-    }
-    entries = []
-    for series_id, row in named.sort_values(["source", "target", "metric"]).iterrows():
-        own = flags_by_series.get(int(series_id))  # type: ignore[call-overload]
-        entries.append(
-            {
-                "source": row["source"],
-                "platform": row["platform"],
-                "target": row["target"],
-                "metric": row["metric"],
-                "first": _point(row["first_day"], row["first_value"]),
-                "last": _point(row["last_day"], row["last_value"]),
-                "peak": _point(row["peak_day"], row["peak_value"]),
-                "largest_weekly_gain": _week(row["best_week"], row["best_week_change"]),
-                "flags": []
-                if own is None
-                else [
-                    {"date": _date(flag.day), "kind": flag.kind, "detail": flag.detail}
-                    for flag in own.itertuples()
-                ],
-            }
+    named = stats.join(analysis.series).sort_values(["source", "target", "metric"])
+    flags: dict[int, list[dict[str, Any]]] = {}
+    table = analysis.stats.flags
+    for series_id, day, kind, detail in zip(
+        table["series_id"], table["day"], table["kind"], table["detail"], strict=True
+    ):
+        flags.setdefault(int(series_id), []).append(
+            {"date": _date(day), "kind": kind, "detail": detail}
         )
-    return entries
+    return [
+        {
+            "source": row.source,
+            "platform": row.platform,
+            "target": row.target,
+            "metric": row.metric,
+            "first": _point(row.first_day, row.first_value),
+            "last": _point(row.last_day, row.last_value),
+            "peak": _point(row.peak_day, row.peak_value),
+            "largest_weekly_gain": _week(row.best_week, row.best_week_change),
+            "flags": flags.get(int(str(row.Index)), []),
+        }
+        for row in named.itertuples()
+    ]
 
 
 def total_entries(analysis: Analysis, found: Waves) -> list[dict[str, Any]]:
