@@ -10,14 +10,15 @@ to it again, so that line is the aggregate target's own series.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from tracker.analysis.conventions import day_date
+from tracker.analysis.conventions import day_date, day_of
 from tracker.analysis.pipeline import Analysis
+from tracker.analysis.quality import JUMPS
 from tracker.charts.style import platform_name
 
 LINE_COLUMNS = ["source", "platform", "metric", "target", "day", "value", "stale", "reporting"]
@@ -194,7 +195,7 @@ def coverage(analysis: Analysis, lines: pd.DataFrame) -> dict[tuple[str, str, st
     result: dict[tuple[str, str, str, str], Coverage] = {}
     for key, frame in lines.groupby(["source", "platform", "metric", "target"], sort=False):
         source, platform, metric, target = (str(part) for part in key)
-        last = frame.loc[frame["day"].idxmax()]
+        last = frame.iloc[int(frame["day"].to_numpy().argmax())]
         targets = 1 if target else len(targets_of(analysis, source, platform, metric))
         result[(source, platform, metric, target)] = Coverage(
             last_day=int(last["day"]),
@@ -219,9 +220,18 @@ def line_label(source: str, platform: str, target: str, *, with_source: bool) ->
     return f"{name} · {source}" if with_source else name
 
 
+def by_source(notes: Mapping[str, Sequence[str]]) -> str:
+    """Caption text naming each source once: 'a (what a is): x; y. b (...): z.'"""
+    return " ".join(
+        f"{describe(source)}: {'; '.join(items)}." for source, items in notes.items() if items
+    )
+
+
 def span_text(analysis: Analysis) -> str:
     if analysis.first_day is None or analysis.last_day is None:
-        return "no data"
+        return "no observations yet"
+    if analysis.first_day == analysis.last_day:
+        return f"a single day so far, {iso(analysis.first_day)} (UTC): trends need more days"
     return f"{iso(analysis.first_day)} to {iso(analysis.last_day)} (UTC days)"
 
 
@@ -275,3 +285,25 @@ def weekly_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
     return lines.sort_values(["source", "platform", "metric", "target", "week"]).reset_index(
         drop=True
     )
+
+
+def outlier_points(analysis: Analysis, ids: pd.Index) -> pd.DataFrame:
+    """Excluded readings (dropouts, spikes) of the given series: day, value."""
+    outliers = analysis.outliers
+    if outliers.empty or ids.empty:
+        return pd.DataFrame(columns=["day", "value"])
+    chosen = outliers[outliers["series_id"].isin(ids)]
+    return pd.DataFrame(
+        {"day": day_of(chosen["t"].to_numpy()), "value": chosen["value"].to_numpy()}
+    )
+
+
+def flag_points(analysis: Analysis, ids: pd.Index) -> pd.DataFrame:
+    """Steps and decreases of the given series at their value that day: day, value, kind."""
+    flags = analysis.stats.flags
+    if flags.empty or ids.empty or analysis.daily.empty:
+        return pd.DataFrame(columns=["day", "value", "kind"])
+    chosen = flags[flags["series_id"].isin(ids) & flags["kind"].isin(JUMPS)]
+    daily = analysis.daily[analysis.daily["series_id"].isin(ids)][["series_id", "day", "value"]]
+    placed = chosen.merge(daily, on=["series_id", "day"], how="inner")
+    return placed[["day", "value", "kind"]].astype({"value": np.float64})

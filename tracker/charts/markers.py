@@ -2,11 +2,11 @@
 
 Events cluster (three in July 2023), so labels cannot simply sit next to their
 lines. Each label goes into a row above the panel, on a stem rising from its
-line: the first row where it does not touch a label already placed, measured in
-rendered points after the layout is settled (so it holds for any date range and
-panel width). Labels near the right edge end at their stem instead of starting
-there, so they never push the layout wider. Long labels are shortened at a word
-boundary; the full text stays in the page caption.
+line: the lowest row where it touches no label already placed and its stem
+crosses none, measured in rendered points after the layout is settled (so it
+holds for any date range and panel width). Labels near the right edge end at
+their stem instead of starting there, so they never push the layout wider. Long
+labels are shortened at a word boundary; the full text stays in the page caption.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Even
     """
     if not events or not top_axes:
         return 0
-    figure.draw_without_rendering()
+    layout = figure.get_layout_engine()
+    if layout is not None:
+        layout.execute(figure)  # the final panel widths, without drawing anything
     renderer = figure.canvas.get_renderer()  # type: ignore[attr-defined]
     scale = 72.0 / figure.dpi
     font = FontProperties(size=FONT_SIZE)
@@ -104,13 +106,13 @@ def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Even
         width_points = box.width * scale
         rows: list[list[tuple[float, float]]] = []
         placed: list[Annotation] = []
-        for x, event in visible(events, axes):
+        for x, event in reversed(visible(events, axes)):
             at = (x - low) / (high - low) * width_points
             text = short(event.label)
             extent = renderer.get_text_width_height_descent(text, font, ismath=False)[0] * scale
             right_aligned = at + extent + 2 > width_points
             span = (at - extent - 2, at) if right_aligned else (at, at + extent + 2)
-            row = _free_row(rows, span)
+            row = _free_row(rows, span, at)
             placed.append(_label(axes, x, text, row, right_aligned))
         most = max(most, len(rows))
         if placed:
@@ -119,16 +121,31 @@ def label_events(figure: Figure, top_axes: Sequence[Axes], events: Sequence[Even
     return most
 
 
-def _free_row(rows: list[list[tuple[float, float]]], span: tuple[float, float]) -> int:
+def _free_row(rows: list[list[tuple[float, float]]], span: tuple[float, float], stem: float) -> int:
+    """The lowest row where the label fits and its stem crosses no label below it.
+
+    Labels are placed from the latest event to the earliest: a label extends to the
+    right of its stem, so the stems of earlier events, placed higher, pass left of
+    the labels already placed below them.
+    """
     start, end = span
+
+    def fits(taken: list[tuple[float, float]]) -> bool:
+        return all(end + GAP_POINTS <= low or start >= high + GAP_POINTS for low, high in taken)
+
+    def crossed(below: list[list[tuple[float, float]]]) -> bool:
+        return any(low <= stem <= high for taken in below for low, high in taken)
+
+    for index in range(min(len(rows) + 1, MAX_ROWS)):
+        if index == len(rows):
+            rows.append([])
+        if fits(rows[index]) and not crossed(rows[:index]):
+            rows[index].append(span)
+            return index
     for index, taken in enumerate(rows):
-        if all(end + GAP_POINTS <= other_start or start >= other_end + GAP_POINTS
-               for other_start, other_end in taken):  # fmt: skip
+        if fits(taken):
             taken.append(span)
             return index
-    if len(rows) < MAX_ROWS:
-        rows.append([span])
-        return len(rows) - 1
     overlaps = [sum(max(0.0, min(end, b) - max(start, a)) for a, b in taken) for taken in rows]
     best = int(np.argmin(overlaps))
     rows[best].append(span)
@@ -155,6 +172,7 @@ def _label(axes: Axes, x: float, text: str, row: int, right_aligned: bool) -> An
             "linestyle": (0, (3, 2)),
             "shrinkA": 0,
             "shrinkB": 0,
+            "patchA": None,  # the stem starts at the label's corner: no clipping to compute
             "relpos": (1.0, 0.0) if right_aligned else (0.0, 0.0),
         },
     )

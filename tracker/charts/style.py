@@ -1,4 +1,4 @@
-"""The look every chart shares: size, fonts, colours, number and date formats, captions.
+"""The look every chart shares: fonts, colours, number and date formats, lines and marks.
 
 Fonts: the packaged IPAexGothic of `matplotlib-fontja` is registered with the font
 manager by file path and used for every text (DejaVu Sans only as a fallback for
@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import textwrap
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -32,23 +31,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib import font_manager
-from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure, SubFigure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-SIZE = (12.0, 6.75)
-"""Inches: 16:9, readable on a laptop screen and in a README at 120 dpi."""
-DPI = 120
 JAPANESE_FAMILY = "IPAexGothic"
 FONT_FILE = "ipaexg.ttf"
-CAPTION_WIDTH = 190
-"""Characters per caption line at 8 pt across the 12-inch figure."""
-CAPTION_POINTS = 8.0
-LEGEND_COLUMNS = 6
-LEGEND_ROW_POINTS = 15.0
+MIN_SPAN_DAYS = 14
 
 INK = "#222222"
 MUTED = "#6b6b6b"
@@ -79,10 +68,7 @@ PLATFORM_COLOURS = {
     "firefish": "#f07a5b",
     "sharkey": "#4fb3a1",
 }
-FALLBACK_COLOURS = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b",
-    "#e377c2", "#bcbd22", "#17becf", "#393b79", "#637939",
-)  # fmt: skip
+FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
 PLATFORM_NAMES = {
     "mastodon": "Mastodon",
     "bluesky": "Bluesky",
@@ -102,7 +88,7 @@ PLATFORM_NAMES = {
     "peertube": "PeerTube",
 }
 
-STYLE: dict[str, Any] = {
+STYLE: dict[Any, Any] = {
     "font.family": [JAPANESE_FAMILY, "DejaVu Sans"],
     "font.size": 9.5,
     "axes.titlesize": 10.5,
@@ -148,101 +134,6 @@ def styled() -> Iterator[None]:
     font_path()
     with mpl.rc_context(STYLE):
         yield
-
-
-def new_figure(title: str, *, size: tuple[float, float] = SIZE) -> Figure:
-    """A figure on an Agg canvas (no pyplot), with a headline. Call inside `styled()`."""
-    figure = Figure(figsize=size, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    figure.get_layout_engine().set(h_pad=0.06, w_pad=0.08, hspace=0.04, wspace=0.03)  # type: ignore[union-attr]
-    figure.suptitle(title, x=0.01, ha="left", fontsize=14, color=INK)
-    return figure
-
-
-def grid(figure: Figure, panels: int, *, sharex: bool = True) -> list[Axes]:
-    """Up to three panels stacked; more side by side in two columns."""
-    columns = 1 if panels <= 3 else 2
-    rows = -(-panels // columns)
-    axes = figure.subplots(rows, columns, sharex=sharex, squeeze=False).ravel().tolist()
-    for extra in axes[panels:]:
-        extra.remove()
-    return axes[:panels]
-
-
-def caption(figure: Figure, text: str, handles: Mapping[str, Artist] | None = None) -> None:
-    """The footer: one legend for all panels, and the source and coverage lines.
-
-    The footer band is kept out of the layout (`rect`), so the panels are laid out
-    above it and nothing runs into it; the legend sits under the panels, off the
-    data, each label once (lines first, then markers).
-    """
-    lines = textwrap.wrap(text, CAPTION_WIDTH) if text else []
-    handles = handles or {}
-    rows = -(-len(handles) // LEGEND_COLUMNS)
-    text_points = len(lines) * CAPTION_POINTS * 1.45 + (6 if lines else 0)
-    legend_points = rows * LEGEND_ROW_POINTS + (4 if rows else 0)
-    if not text_points and not legend_points:
-        return
-    height = (text_points + legend_points + 4) / 72 / figure.get_figheight()
-    figure.get_layout_engine().set(rect=(0, height, 1, 1 - height))  # type: ignore[union-attr]
-    if lines:
-        figure.text(
-            0.01,
-            0.008,
-            "\n".join(lines),
-            ha="left",
-            va="bottom",
-            fontsize=CAPTION_POINTS,
-            color=MUTED,
-            linespacing=1.45,
-        )
-    if handles:
-        legend = figure.legend(
-            list(handles.values()),
-            list(handles),
-            loc="lower left",
-            bbox_to_anchor=(0.005, (text_points + 2) / 72 / figure.get_figheight()),
-            ncols=min(LEGEND_COLUMNS, len(handles)),
-            fontsize=8.5,
-            handlelength=1.8,
-            columnspacing=1.6,
-            borderaxespad=0.0,
-        )
-        legend.set_in_layout(False)
-
-
-def legend_entries(panels: Sequence[Axes]) -> dict[str, Artist]:
-    """The legend entries of all panels, each label once: lines first, then markers."""
-    lines: dict[str, Artist] = {}
-    marks: dict[str, Artist] = {}
-    for axes in panels:
-        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
-            (lines if isinstance(handle, Line2D) else marks).setdefault(label, handle)
-    return {**lines, **marks}
-
-
-def message(axes: Axes, text: str) -> None:
-    """A centred notice in place of data (what is missing and how to get it)."""
-    axes.set_axis_off()
-    axes.text(
-        0.5,
-        0.5,
-        "\n".join(textwrap.wrap(text, 90)),
-        transform=axes.transAxes,
-        ha="center",
-        va="center",
-        fontsize=12,
-        color=MUTED,
-        linespacing=1.6,
-    )
-
-
-def empty_figure(title: str, text: str, note: str = "") -> Figure:
-    """A whole chart saying why it has nothing to show."""
-    figure = new_figure(title)
-    message(figure.add_subplot(), text)
-    caption(figure, note)
-    return figure
 
 
 def platform_colour(platform: str) -> str:
@@ -296,16 +187,25 @@ def percent_axis(axes: Axes, label: str) -> None:
 
 
 def date_axis(axes: Axes) -> None:
-    """Concise UTC dates (years on the first tick of each year, months in between)."""
-    locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10)
+    """Concise UTC dates (years on the first tick of each year, months in between).
+
+    Data of less than two weeks is shown on two weeks around it: matplotlib would
+    otherwise stretch a single day over years of empty axis.
+    """
+    low, high = axes.dataLim.intervalx
+    if np.isfinite(low) and np.isfinite(high) and high - low < MIN_SPAN_DAYS:
+        middle = (low + high) / 2
+        axes.set_xlim(middle - MIN_SPAN_DAYS / 2, middle + MIN_SPAN_DAYS / 2)
+    locator = mdates.AutoDateLocator(tz=UTC, minticks=4, maxticks=10)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    formatter = mdates.ConciseDateFormatter(locator, tz=UTC)  # type: ignore[no-untyped-call]
+    axes.xaxis.set_major_formatter(formatter)
 
 
 def dates(days: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Day numbers (days since 1970-01-01) as matplotlib date numbers, UTC."""
     values = np.asarray(days, dtype=np.int64).astype("datetime64[D]")
-    return np.asarray(mdates.date2num(values), dtype=np.float64)
+    return np.asarray(mdates.date2num(values), dtype=np.float64)  # type: ignore[no-untyped-call]
 
 
 def log_if_wide(axes: Axes, maxima: Sequence[float]) -> bool:
@@ -313,11 +213,16 @@ def log_if_wide(axes: Axes, maxima: Sequence[float]) -> bool:
     small platforms are flat lines on the floor."""
     positive = [value for value in maxima if value > 0]
     if len(positive) > 1 and max(positive) / min(positive) > 50:
-        axes.set_yscale("log")
-        axes.yaxis.set_major_formatter(FuncFormatter(compact))
-        axes.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+        log_axis(axes)
         return True
     return False
+
+
+def log_axis(axes: Axes) -> None:
+    """A log y axis labelled 1k, 10k, 100k (no 10^x: readers of a report are not engineers)."""
+    axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(FuncFormatter(compact))
+    axes.yaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
 
 
 def draw_line(
@@ -357,25 +262,46 @@ def draw_line(
         )
 
 
-def legend_outside(axes: Axes, **options: Any) -> None:
-    """Legend to the right of the panel, off the data."""
-    handles, labels = axes.get_legend_handles_labels()
-    if handles:
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, **options)
-
-
-def legend_inside(axes: Axes, **options: Any) -> None:
-    """Legend in the upper left corner, on a white ground: where growth curves are not."""
-    handles, _ = axes.get_legend_handles_labels()
-    if handles:
-        axes.legend(loc="upper left", frameon=True, framealpha=0.85, edgecolor="none", **options)
+def mark_quality(
+    axes: Axes, outliers: pd.DataFrame | None = None, flags: pd.DataFrame | None = None
+) -> None:
+    """Excluded readings as hollow red circles (day, value); steps and decreases as
+    triangles on the line (day, value, kind)."""
+    if outliers is not None and not outliers.empty:
+        axes.scatter(
+            dates(outliers["day"]),
+            outliers["value"],
+            s=24,
+            facecolors="none",
+            edgecolors=OUTLIER_COLOUR,
+            linewidths=1.0,
+            zorder=3,
+            label="excluded reading (dropout or spike)",
+        )
+    if flags is None or flags.empty:
+        return
+    for kind, marker, colour, label in (
+        ("step", "^", STEP_COLOUR, "level shift (not growth)"),
+        ("decrease", "v", DECREASE_COLOUR, "counter fell"),
+    ):
+        chosen = flags[flags["kind"] == kind]
+        if not chosen.empty:
+            axes.scatter(
+                dates(chosen["day"]),
+                chosen["value"],
+                marker=marker,
+                s=30,
+                color=colour,
+                zorder=4,
+                label=label,
+            )
 
 
 def owner(axes: Axes) -> Figure:
     """The top-level figure an Axes is drawn on (plot functions return it)."""
     figure: Figure | SubFigure | None = axes.get_figure()
     while isinstance(figure, SubFigure):
-        figure = figure.figure  # type: ignore[assignment]
+        figure = figure.figure
     if not isinstance(figure, Figure):
         raise ValueError("the axes belongs to no figure")
     return figure
