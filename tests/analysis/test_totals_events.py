@@ -116,3 +116,34 @@ def test_waves_are_weeks_well_above_their_trailing_median() -> None:
     assert [(w.start, w.end, w.peak_week, w.peak_change) for w in found] == [(42, 56, 49, 95.0)]
     levels = np.full(len(change), 100_000.0)  # 95 a week on 100,000 is noise
     assert waves(weeks, change, k=3, trailing=8, levels=levels) == []
+
+
+def test_a_relay_total_is_not_added_to_its_own_hosts() -> None:
+    from tracker.analysis.totals import aggregate_series
+
+    listing = pd.DataFrame(
+        {
+            "source": ["bluesky"] * 4 + ["joinmastodon"] * 2,
+            "platform": ["bluesky"] * 4 + ["mastodon"] * 2,
+            "target": [
+                "bsky.network",
+                "bsky.network",
+                "pds1.example",
+                "pds2.example",
+                "joinmastodon",
+                "joinmastodon",
+            ],
+            "metric": [
+                "users_total",
+                "servers_total",
+                "users_total",
+                "users_total",
+                "users_total",
+                "servers_total",
+            ],
+            "period": [""] * 6,
+        },
+        index=pd.Index([10, 11, 12, 13, 20, 21], name="series_id"),
+    )
+    # The relay's series stay out of the bluesky total; joinmastodon, alone, stays in.
+    assert aggregate_series(listing) == {10, 11}

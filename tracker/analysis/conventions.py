@@ -23,7 +23,8 @@ CUMULATIVE_METRICS = frozenset({"users_total", "posts_total", "comments_total"})
 """Counters that only grow in reality: a dip that recovers is an artefact, a fall is flagged."""
 
 ACCOUNT_METRICS = ("users_total",)
-ACTIVE_METRICS = ("users_active_month", "users_active")
+ACTIVE_METRICS = ("users_active_month",)
+"""Monthly active users. Bluesky's `users_active` (accounts not deactivated) is not activity."""
 
 IntArray = npt.NDArray[np.int64]
 

@@ -21,7 +21,12 @@ from tracker.analysis.load import EVERYTHING, SERIES_COLUMNS, load_points
 from tracker.analysis.quality import OUTLIERS, QualityRules, flag_points
 from tracker.analysis.series import daily_values, period_sums, weekly_values
 from tracker.analysis.summaries import SeriesStats, series_stats
-from tracker.analysis.totals import TotalsAccumulator, period_totals, weekly_totals
+from tracker.analysis.totals import (
+    TotalsAccumulator,
+    aggregate_series,
+    period_totals,
+    weekly_totals,
+)
 from tracker.storage.filters import Filters
 from tracker.storage.schema import points, series
 
@@ -131,6 +136,7 @@ def analyse(
         for source, last in listing.groupby("source")["last_t"].max().items()
     }
     totals = TotalsAccumulator(first_day, last_day, carry_days)
+    networks = aggregate_series(listing)
     bounds = Filters(since=filters.since, until=filters.until)
     daily_parts, weekly_parts, outlier_parts, stat_parts = [], [], [], []
     instant = listing[listing["period"] == ""]
@@ -143,7 +149,7 @@ def analyse(
         weekly = weekly_values(daily)
         outliers = flagged[flagged["flag"].isin(OUTLIERS)]
         del flagged
-        totals.add(daily, meta, source_last_day)
+        totals.add(daily[~daily["series_id"].isin(networks)], meta, source_last_day)
         stat_parts.append(series_stats(daily, weekly, outliers))
         daily_parts.append(daily[daily["series_id"].isin(kept)])
         weekly_parts.append(weekly[weekly["series_id"].isin(kept)])

@@ -131,6 +131,27 @@ class TotalsAccumulator:
         return frame[COLUMNS].sort_values([*GROUP, "day"]).reset_index(drop=True)
 
 
+def aggregate_series(listing: pd.DataFrame) -> set[int]:
+    """Series that must stay out of totals because they already are one.
+
+    A target that also reports `servers_total` counts a whole network (a Bluesky relay
+    sums its hosts, which are targets of the same source too): adding it to its own
+    parts would double the total. A source with a single target (joinmastodon) keeps
+    it, since there is nothing else to add.
+    """
+    counting = listing[listing["metric"] == "servers_total"]
+    networks = set(zip(counting["source"], counting["target"], strict=True))
+    sizes = listing.groupby("source")["target"].nunique()
+    chosen = [
+        int(series_id)
+        for series_id, source, target in zip(
+            listing.index, listing["source"], listing["target"], strict=True
+        )
+        if (source, target) in networks and sizes[source] > 1
+    ]
+    return set(chosen)
+
+
 def weekly_totals(totals: pd.DataFrame) -> pd.DataFrame:
     """ISO weeks of daily totals: value at the week's last day, change summed over its days.
 

@@ -20,7 +20,6 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine
 
-from tracker.analysis.conventions import ACCOUNT_METRICS
 from tracker.analysis.pipeline import Analysis, analyse
 from tracker.config import Config
 from tracker.errors import TrackerError
@@ -28,7 +27,7 @@ from tracker.report import html
 from tracker.report.summary import MAX_TARGETS_FOR_EFFECTS, build_summary, total_waves
 from tracker.storage.filters import Filters
 
-DPI = 110
+DPI = 120  # the charts' layout is measured for it
 
 
 @dataclass(frozen=True)
@@ -39,22 +38,16 @@ class ReportResult:
     empty: bool
 
 
-def keep_for_charts(config: Config) -> Any:
-    """Which series a big database keeps in memory: those the charts and effects draw."""
-    japan = set(config.report.japan)
-    top = config.report.top_targets
+def keep_for_report(config: Config) -> Any:
+    """Series a big database keeps in memory: what the charts draw (`charts.keep_for`),
+    and every series of the small sources whose event effects the summary lists."""
+    from tracker.charts import keep_for
+
+    charts = keep_for(config.report)
 
     def keep(listing: pd.DataFrame) -> pd.Series:
         targets = listing.groupby("source")["target"].transform("nunique")
-        chosen = (targets <= MAX_TARGETS_FOR_EFFECTS) | listing["target"].isin(japan)
-        accounts = listing[listing["metric"].isin(ACCOUNT_METRICS)]
-        largest = (
-            accounts.sort_values("last_value", ascending=False)
-            .groupby(["source", "platform"])
-            .head(top)["target"]
-        )
-        chosen |= listing["target"].isin(set(largest))
-        return chosen
+        return charts(listing) | (targets <= MAX_TARGETS_FOR_EFFECTS)
 
     return keep
 
@@ -75,7 +68,7 @@ def run_report(
         engine,
         filters,
         carry_days=config.analysis.carry_forward_days,
-        keep=keep_for_charts(config),
+        keep=keep_for_report(config),
     )
     summary = build_summary(analysis, config.events, config.analysis, now, since, until)
     charts = draw_all(
