@@ -9,11 +9,14 @@ Errors are one line on stderr, never a traceback, because people read cron mail.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,6 +37,9 @@ from tracker.config import load_config
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
 from tracker.storage.filters import Filters
+
+if TYPE_CHECKING:
+    from tracker.runner import StopRequest
 
 app = typer.Typer(
     name="tracker",
@@ -56,13 +62,25 @@ def collect(
     ] = None,
     verbose: VerboseOption = 0,
 ) -> None:
-    """Run the enabled collectors once and print one summary line per collector."""
+    """Run the enabled collectors once and print one summary line per collector.
+
+    One collection at a time per database: a second one exits at once with code 75.
+    SIGTERM or Ctrl-C: no new targets, those in flight get a few seconds, the run is
+    recorded `interrupted`, exit 0; a second signal exits at once.
+    """
     from tracker.cli_progress import progress_callbacks
     from tracker.collect import collect as run_collect
+    from tracker.lock import database_lock
+    from tracker.runner import StopRequest
 
     setup_logging(verbose)
     settings = load_config(config)
-    with progress_callbacks(verbose) as callbacks:
+    stop = StopRequest()
+    with (
+        _signals_request(stop),
+        database_lock(settings.database),
+        progress_callbacks(verbose) as callbacks,
+    ):
         summaries = run_collect(
             settings,
             only=only,
@@ -70,9 +88,56 @@ def collect(
             on_start=callbacks.on_start,
             on_target=callbacks.on_target,
             on_summary=callbacks.on_summary,
+            stop=stop,
+            handle_signals=True,
         )
-    if not summaries:
+    if stop.is_set() and not summaries:
+        typer.echo("stopped before any collector started")
+    elif not summaries:
         typer.echo(f"no collector is enabled in {settings.path}")
+
+
+@contextmanager
+def _signals_request(stop: StopRequest) -> Iterator[None]:
+    """Until the event loop takes over (and after), SIGTERM/SIGINT request the stop too."""
+    handlers = {
+        signum: signal.signal(signum, lambda number, _frame: stop.on_signal(number))
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+@app.command()
+@one_line_errors
+def schedule(
+    config: ConfigOption = None,
+    list_jobs: Annotated[
+        bool, typer.Option("--list", help="Show the jobs and their next run times, then exit.")
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="A line per target (-vv: per request)."),
+    ] = 0,
+) -> None:
+    """Run the collectors and the report on the `schedule:` timetable until SIGTERM.
+
+    Logs one line per event on stderr. Job state lives in the database, so a restart
+    runs each missed job once. Only one scheduler per database (another exits 75).
+    """
+    from tracker.schedule import describe_plan, serve
+    from tracker.schedule import setup_logging as setup_schedule_logging
+
+    settings = load_config(config)
+    if list_jobs:
+        for line in describe_plan(settings):
+            typer.echo(line)
+        return
+    setup_schedule_logging(verbose)
+    raise typer.Exit(serve(settings, clock_from_env()))
 
 
 @app.command()
@@ -217,10 +282,13 @@ def report(
     until: DateOption = None,
 ) -> None:
     """Charts (PNG), index.html and summary.json of the migration, from the database."""
+    from tracker.lock import report_lock_path, waiting_lock
     from tracker.report.build import run_report
 
     settings = load_config(config)
-    with database_of(settings) as engine:
+    # Two reports never write the same folders at once: the second waits its turn.
+    lock = report_lock_path(output, settings.report_output)
+    with waiting_lock(lock), database_of(settings) as engine:
         result = run_report(
             engine,
             settings,

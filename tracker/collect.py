@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +17,7 @@ from tracker.collectors.base import Collector
 from tracker.config import Config
 from tracker.errors import ConfigError, StorageError
 from tracker.model import TargetResult
-from tracker.runner import Runner, RunSummary, StorageFailed
+from tracker.runner import Runner, RunSummary, StopRequest, StorageFailed
 from tracker.storage.engine import describe, open_database, short_reason
 from tracker.storage.store import Store
 
@@ -83,25 +85,45 @@ def collect(
     on_start: Callable[[str, int], None] | None = None,
     on_target: Callable[[TargetResult], None] | None = None,
     on_summary: Callable[[RunSummary], None] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: StopRequest | None = None,
+    handle_signals: bool = False,
 ) -> list[RunSummary]:
-    """Run each collector once, in registry order; raises StorageError if nothing can be written."""
+    """Run each collector once, in registry order; raises StorageError if nothing can be written.
+
+    `stop` ends the collection early (see tracker.runner); `handle_signals` makes
+    SIGTERM and SIGINT request it (main thread only: the CLI, not the scheduler,
+    whose main thread handles the signals itself).
+    """
     collectors = build_collectors(config, only)
+    if handle_signals and stop is None:
+        stop = StopRequest()
     engine = open_database(config.database)
     try:
         store = Store(engine)
         store.mark_abandoned_runs(clock())
-        runner = Runner(store, clock, on_start=on_start, on_target=on_target, stop=stop)
         summaries: list[RunSummary] = []
 
         async def run_all() -> None:
-            for collector in collectors:
-                if stop is not None and stop.is_set():
-                    break
-                summary = await runner.run(collector)
-                summaries.append(summary)
-                if on_summary:
-                    on_summary(summary)
+            with contextlib.ExitStack() as stack:
+                event = stack.enter_context(stop.bound()) if stop is not None else None
+                if handle_signals and stop is not None:
+                    loop = asyncio.get_running_loop()
+                    for signum in (signal.SIGTERM, signal.SIGINT):
+                        # The loop's own handler wakes it even when the signal lands in
+                        # a resolver thread; the caller's handler is put back afterwards.
+                        stack.callback(
+                            signal.signal, signum, signal.getsignal(signum) or signal.SIG_DFL
+                        )
+                        loop.add_signal_handler(signum, stop.on_signal, signum)
+                        stack.callback(loop.remove_signal_handler, signum)
+                runner = Runner(store, clock, on_start=on_start, on_target=on_target, stop=event)
+                for collector in collectors:
+                    if event is not None and event.is_set():
+                        break
+                    summary = await runner.run(collector)
+                    summaries.append(summary)
+                    if on_summary:
+                        on_summary(summary)
 
         asyncio.run(run_all())
         return summaries

@@ -18,6 +18,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -127,6 +128,26 @@ class ReportSettings(Strict):
     top_targets: int = Field(6, ge=1, le=20)
 
 
+def _schedule_entry(value: Any) -> str | None:
+    """`off` (YAML also reads it as false) or null: not scheduled; else checked now, so a
+    typo fails at `tracker schedule` start, not silently at the first missed slot."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a cron expression (5 fields, UTC), `every <n><s|m|h|d>` or off")
+    expression = " ".join(value.split())
+    if expression.lower() == "off":
+        return None
+    from tracker.schedule import trigger_for  # late: it imports APScheduler
+
+    trigger_for(expression)
+    return expression
+
+
+ScheduleEntry = Annotated[str | None, BeforeValidator(_schedule_entry)]
+"""When `tracker schedule` runs a collector or the report; None means never."""
+
+
 class Config(Strict):
     """The whole file, after validation. `database` is a resolved SQLAlchemy URL."""
 
@@ -137,6 +158,7 @@ class Config(Strict):
     events: list[Event] = Field(default_factory=lambda: list(DEFAULT_EVENTS))
     analysis: AnalysisSettings = AnalysisSettings()
     report: ReportSettings = ReportSettings()
+    schedule: dict[str, ScheduleEntry] = Field(default_factory=dict)
     path: Path = Path("config.yaml")
 
     @property
@@ -144,6 +166,11 @@ class Config(Strict):
         """The report folder, relative to the config file's folder (like the database)."""
         output = self.report.output.expanduser()
         return output if output.is_absolute() else self.path.resolve().parent / output
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _empty_schedule(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("contact")
     @classmethod
@@ -203,6 +230,8 @@ def parse_config(text: str, path: Path) -> Config:
     raw_collectors = data.pop("collectors", {}) or {}
     if not isinstance(raw_collectors, dict):
         raise ConfigError(f"{path}: collectors: must be a mapping of collector names")
+    if isinstance(data.get("schedule"), dict):
+        _check_schedule_names(data["schedule"], path)
     try:
         config = Config.model_validate({**data, "collectors": {}, "path": path})
     except ValidationError as exc:
@@ -228,6 +257,18 @@ def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, Collec
         except ValidationError as exc:
             raise ConfigError(f"{path}: {_first_error(exc, prefix=f'collectors.{name}')}") from None
     return result
+
+
+def _check_schedule_names(schedule: Mapping[Any, Any], path: Path) -> None:
+    from tracker.collectors import registry
+
+    known = [*registry.names(), "report"]
+    for name in schedule:
+        if name not in known:
+            raise ConfigError(
+                f"{path}: schedule.{name}: neither a collector nor `report` "
+                f"(known: {', '.join(known)})"
+            )
 
 
 def _resolve_database(url_text: str, path: Path) -> str:

@@ -8,15 +8,26 @@ because sqlite3 releases the GIL on every row and each hand-back waited for
 the busy loop thread's switch interval. A target's failure, even a bug in a
 parser, is recorded and the run goes on; only a database that cannot be
 written stops it.
+
+Stopping (SIGTERM, SIGINT, or the scheduler shutting down): no new target is
+started, targets in flight get `STOP_GRACE` seconds to finish and are then
+cancelled. A cancelled target is simply not written (each target is one
+transaction, so there is nothing half-written to undo), and the run is recorded
+`interrupted` with what was left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import signal
+import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +47,66 @@ log = logging.getLogger(__name__)
 DEADLINE_GRACE = 5.0
 WRITE_BATCH = 64
 """Finished targets committed together when they queue up (each target stays whole)."""
+STOP_GRACE = 5.0
+"""Seconds targets in flight may take to finish once a stop is requested."""
+
+
+class StopRequest:
+    """A request to stop, safe to make from a signal handler or from any thread.
+
+    Each collection binds it to its own event loop (`bound`), so a request wakes
+    that loop at once: the scheduler runs collections in a worker thread while
+    signals arrive in its main thread.
+    """
+
+    def __init__(self) -> None:
+        self._requested = threading.Event()
+        self._guard = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self.signals = 0
+
+    def request(self) -> None:
+        with self._guard:
+            self._requested.set()
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop has closed meanwhile
+                loop.call_soon_threadsafe(event.set)
+
+    def is_set(self) -> bool:
+        return self._requested.is_set()
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[asyncio.Event]:
+        """An asyncio.Event of the running loop, set when (or if already) stop is requested."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._guard:
+            self._waiters.append(waiter)
+            if self._requested.is_set():
+                event.set()
+        try:
+            yield event
+        finally:
+            with self._guard:
+                self._waiters.remove(waiter)
+
+    def on_signal(self, signum: int) -> None:
+        """First SIGTERM/SIGINT: stop gracefully. Second: leave at once.
+
+        Leaving at once is as safe as a kill -9 (each target is one transaction);
+        the run stays `running` until the next collection marks it `interrupted`.
+        """
+        self.signals += 1
+        name = signal.Signals(signum).name
+        if self.signals > 1:
+            sys.stderr.write(f"{name} again: exiting now; targets in flight are not written\n")
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        log.warning(
+            "%s: stopping: no new targets; those in flight get %.0f s to finish", name, STOP_GRACE
+        )
+        self.request()
 
 
 @dataclass
@@ -86,6 +157,7 @@ class Runner:
         on_start: Callable[[str, int], None] | None = None,
         on_target: OnTarget | None = None,
         stop: asyncio.Event | None = None,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -93,6 +165,8 @@ class Runner:
         self.on_start = on_start
         self.on_target = on_target
         self.stop = stop
+        self.stop_grace = stop_grace
+        self.abandoned = 0
 
     async def run(self, collector: Collector[Any]) -> RunSummary:
         started = time.monotonic()
@@ -133,12 +207,17 @@ class Runner:
         concurrency = context.settings.concurrency
         queue: asyncio.Queue[TargetResult | None] = asyncio.Queue(maxsize=concurrency * 2)
         pending = iter(targets)
+        in_flight = 0
 
         async def worker() -> None:
+            nonlocal in_flight
             for target in pending:
-                if storage_error is not None or (self.stop is not None and self.stop.is_set()):
+                if storage_error is not None or self._stopping():
                     return
-                await queue.put(await self._collect_one(collector, context, target))
+                in_flight += 1
+                result = await self._collect_one(collector, context, target)
+                in_flight -= 1
+                await queue.put(result)
 
         async def writer() -> None:
             nonlocal storage_error
@@ -164,17 +243,40 @@ class Runner:
 
         writing = asyncio.create_task(writer())
         workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(targets)))]
-        await asyncio.gather(*workers)
+        cutting = asyncio.create_task(self._cancel_after_grace(workers)) if workers else None
+        if workers:
+            await asyncio.wait(workers)
+        if cutting is not None:
+            cutting.cancel()
+        self.abandoned = in_flight
+        for task in workers:
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                raise error  # a bug in the runner itself: targets catch their own
         await queue.put(None)
         await writing
         if storage_error is not None:
             raise StorageFailed(storage_error)
 
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    async def _cancel_after_grace(self, workers: list[asyncio.Task[None]]) -> None:
+        """Once stop is requested, give targets in flight `stop_grace` seconds, then cancel."""
+        if self.stop is None:
+            return
+        await self.stop.wait()
+        await asyncio.sleep(self.stop_grace)
+        for task in workers:
+            task.cancel()
+
     def _finish(self, run_id: int, summary: RunSummary, total: int) -> None:
         left = total - summary.ok - summary.failed - summary.skipped
-        if self.stop is not None and self.stop.is_set():
+        if self._stopping() and left:
             summary.status = "interrupted"
-            summary.message = f"stopped by a signal; {left} targets not started"
+            summary.message = f"stopped: {left} of {total} targets not collected" + (
+                f" ({self.abandoned} cancelled in flight)" if self.abandoned else ""
+            )
         elif summary.failed and not summary.ok:
             summary.status = "failed"
         elif summary.failed:
