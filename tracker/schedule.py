@@ -51,8 +51,9 @@ DEFAULT_SCHEDULE: dict[str, str] = {
     "report": "0 4 * * *",
 }
 """UTC. Staggered so jobs rarely queue; the report after the night's collections.
-Wikipedia at 02:30 because Wikimedia publishes a day's page views an hour or two after
-it ends; Tumblr and joinmastodon soon after midnight, when yesterday is complete."""
+Tumblr and joinmastodon soon after midnight, when yesterday is complete; Wikipedia
+later, as Wikimedia adds a day's page views some hours after it ends (a day not yet
+there is fetched the next day: the collector asks again from two days back)."""
 
 REPORT = "report"
 JOB_FUNCTION = "tracker.schedule:run_job"
