@@ -17,7 +17,7 @@ NODE_HASH  := $(shell sha256sum $(NODE_LOCK) 2>/dev/null | cut -c1-16)
 NODE_CACHE := .cache/node/$(NODE_HASH)
 NODE_STAMP := $(NODE_CACHE)/.installed
 
-.PHONY: install node-deps run test lint typecheck unit clean
+.PHONY: install node-deps pg-check run test lint typecheck unit clean
 
 install: $(STAMP)
 
@@ -39,6 +39,15 @@ $(NODE_STAMP):
 	cd $(NODE_CACHE) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The PostgreSQL tests use TRACKER_TEST_POSTGRES_URL when set (.ci/run starts a
+# throwaway cluster and sets it), else start their own cluster from the server
+# binaries (tests/support/postgres.py). Checked here so a missing server is one
+# clear line, not a failure per test.
+pg-check:
+	@test -n "$$TRACKER_TEST_POSTGRES_URL" \
+	  || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null \
+	  || { echo "pg-check: no PostgreSQL server binaries (initdb, pg_ctl); install them (apt-get install postgresql, as .ci/run does) or set TRACKER_TEST_POSTGRES_URL" >&2; exit 1; }
+
 run: install
 	$(BIN)/tracker collect
 	$(BIN)/tracker report
@@ -50,7 +59,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict tracker
 
-unit: install node-deps
+unit: install node-deps pg-check
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import postgres as pg
 from tests.support.loopback import Loopback
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,11 +45,18 @@ def clean_env(**extra: str) -> dict[str, str]:
 class Workspace:
     """A folder with a config.yaml and a database, and `tracker` run inside it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database_url: str | None = None) -> None:
         self.root = root
         self.config = root / "config.yaml"
         self.db = root / "tracker.db"
         self.env: dict[str, str] = {}
+        if database_url is not None:  # every command then uses it instead of the config's
+            self.env["TRACKER_DB_URL"] = database_url
+
+    @property
+    def db_url(self) -> str:
+        """The database every `tracker` command of this workspace uses."""
+        return self.env.get("TRACKER_DB_URL") or f"sqlite:///{self.db}"
 
     def write_config(self, data: dict[str, Any] | None = None, text: str | None = None) -> Path:
         if text is None:
@@ -97,3 +106,40 @@ class Workspace:
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return Workspace(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of a PostgreSQL server: `$TRACKER_TEST_POSTGRES_URL` (.ci/run starts
+    one), else a throwaway cluster for this session. Unavailable is a failure, not a skip."""
+    url = os.environ.get(pg.URL_ENV, "")
+    cluster = None
+    try:
+        if not url:
+            cluster = pg.start_cluster()
+            url = cluster.url
+        pg.check_server(url)
+    except pg.PostgresUnavailable as exc:
+        if cluster is not None:
+            cluster.stop()
+        pytest.fail(f"PostgreSQL unavailable: {exc}", pytrace=False)
+    yield url
+    if cluster is not None:
+        cluster.stop()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped after it)."""
+    name = f"tracker_test_{os.getpid()}_{next(_database_numbers)}"
+    yield pg.create_database(postgres_server, name)
+    pg.drop_database(postgres_server, name)
+
+
+@pytest.fixture
+def pg_workspace(tmp_path: Path, postgres_url: str) -> Workspace:
+    """A workspace whose commands all use a fresh PostgreSQL database (via TRACKER_DB_URL)."""
+    return Workspace(tmp_path, database_url=postgres_url)

@@ -1,0 +1,190 @@
+"""`tracker db prune`: drop old archived response bodies, the only part that grows fast.
+
+Observations, runs, attempts and the fetch log are never pruned: they are small,
+and they are the history. A body goes only when every fetch that archived it is
+older than the cutoff, so a body a recent fetch shares (an unchanged NodeInfo
+document) stays for `tracker reparse`. The fetch rows stay too, with their
+`payload_sha256` cleared; `tracker reparse` leaves the attempts that lost a body
+exactly as they are.
+
+Space: SQLite gets it back with `VACUUM` (the file shrinks; it needs free disk
+about the size of the file while it runs). PostgreSQL gets `VACUUM ANALYZE`, which
+makes the space reusable by new rows without locking out a running collection;
+`VACUUM FULL payloads` returns it to the operating system but locks the table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, func, select, update
+
+from tracker.storage.engine import write_transaction
+from tracker.storage.schema import fetches, payloads
+
+BATCH = 2_000
+_AGE = re.compile(r"^\s*(\d+)\s*([dh])\s*$")
+
+
+def parse_age(text: str) -> timedelta:
+    """`90d` or `36h`: how old a fetch must be for its archived body to go."""
+    match = _AGE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an age like 90d (days) or 36h (hours)")
+    number, unit = int(match.group(1)), match.group(2)
+    return timedelta(days=number) if unit == "d" else timedelta(hours=number)
+
+
+@dataclass
+class PruneSummary:
+    cutoff: datetime
+    payloads: int = 0
+    stored_bytes: int = 0
+    raw_bytes: int = 0
+    fetches_unlinked: int = 0
+    size_before: int | None = None
+    size_after: int | None = None
+    vacuum: str = ""
+
+    def line(self, dry_run: bool = False) -> str:
+        verb = "would remove" if dry_run else "removed"
+        text = (
+            f"{verb} {self.payloads} archived payloads ({_size(self.stored_bytes)} stored, "
+            f"{_size(self.raw_bytes)} uncompressed) fetched only before "
+            f"{self.cutoff:%Y-%m-%d %H:%M}Z; {self.fetches_unlinked} fetch log rows "
+            f"{'would lose' if dry_run else 'lost'} their body; observations untouched"
+        )
+        if self.vacuum:
+            text += f"; {self.vacuum}"
+        if self.size_before is not None and self.size_after is not None:
+            text += f"; database {_size(self.size_before)} -> {_size(self.size_after)}"
+        return text
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def _only_old_fetches(cutoff: datetime) -> ColumnElement[bool]:
+    """No fetch at or after the cutoff shares this body."""
+    newer = (
+        select(fetches.c.id)
+        .where(fetches.c.payload_sha256 == payloads.c.sha256, fetches.c.fetched_at >= cutoff)
+        .exists()
+    )
+    return and_(payloads.c.first_seen < cutoff, ~newer)
+
+
+def prune_payloads(
+    engine: Engine, cutoff: datetime, *, dry_run: bool = False, vacuum: bool = True
+) -> PruneSummary:
+    """Delete the bodies only fetched before `cutoff`, in batches; then reclaim the space."""
+    summary = PruneSummary(cutoff)
+    old = _only_old_fetches(cutoff)
+    candidates = select(payloads.c.sha256).where(old).order_by(payloads.c.sha256)
+    with engine.connect() as connection:
+        keys = list(connection.execute(candidates).scalars())
+    if dry_run:
+        with engine.connect() as connection:
+            for part in _parts(keys):
+                _add_sizes(connection, summary, part)
+                summary.fetches_unlinked += _count_links(connection, part)
+        summary.payloads = len(keys)
+        return summary
+    summary.size_before = database_size(engine)
+    for part in _parts(keys):
+        with write_transaction(engine) as connection:
+            # Checked again inside the write transaction: a collection may have
+            # archived the same body a moment ago, and then it stays.
+            still_old = list(
+                connection.execute(
+                    select(payloads.c.sha256).where(payloads.c.sha256.in_(part), old)
+                ).scalars()
+            )
+            if not still_old:
+                continue
+            _add_sizes(connection, summary, still_old)
+            unlinked = connection.execute(
+                update(fetches)
+                .where(fetches.c.payload_sha256.in_(still_old))
+                .values(payload_sha256=None)
+            )
+            summary.fetches_unlinked += max(unlinked.rowcount or 0, 0)
+            gone = connection.execute(
+                payloads.delete().where(
+                    payloads.c.sha256.in_(still_old),
+                    ~exists().where(fetches.c.payload_sha256 == payloads.c.sha256),
+                )
+            )
+            summary.payloads += max(gone.rowcount or 0, 0)
+    if vacuum:
+        summary.vacuum = reclaim_space(engine)
+    summary.size_after = database_size(engine)
+    return summary
+
+
+def _parts(keys: list[str]) -> list[list[str]]:
+    return [keys[i : i + BATCH] for i in range(0, len(keys), BATCH)]
+
+
+def _add_sizes(connection: Connection, summary: PruneSummary, keys: list[str]) -> None:
+    row = connection.execute(
+        select(
+            func.coalesce(func.sum(func.length(payloads.c.body)), 0),
+            func.coalesce(func.sum(payloads.c.size), 0),
+        ).where(payloads.c.sha256.in_(keys))
+    ).one()
+    summary.stored_bytes += int(row[0])
+    summary.raw_bytes += int(row[1])
+
+
+def _count_links(connection: Connection, keys: list[str]) -> int:
+    query = select(func.count()).where(fetches.c.payload_sha256.in_(keys))
+    return int(connection.execute(query).scalar() or 0)
+
+
+def database_size(engine: Engine) -> int | None:
+    """Bytes on disk: the SQLite file with its WAL, or the PostgreSQL database."""
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        path = Path(database)
+        return sum(
+            p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+        )
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            size = connection.execute(select(func.pg_database_size(func.current_database())))
+            return int(size.scalar() or 0)
+    return None
+
+
+def reclaim_space(engine: Engine) -> str:
+    """VACUUM as the engine needs it; returns what was done, for the summary line."""
+    if engine.dialect.name == "sqlite":
+        # On the driver's connection: SQLAlchemy would open a transaction first, and
+        # VACUUM cannot run inside one.
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("VACUUM")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
+        return "VACUUM done"
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE payloads, fetches")
+        return (
+            "VACUUM ANALYZE done (PostgreSQL reuses the space for new rows; "
+            "VACUUM FULL payloads returns it to the disk but locks the table)"
+        )
+    return ""
