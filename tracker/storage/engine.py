@@ -10,6 +10,7 @@ long-running collector must not do.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import StorageError
@@ -49,10 +50,20 @@ def open_database(url: str, *, upgrade: bool = True) -> Engine:
             upgrade_schema(engine)
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise StorageError(
-                f"cannot open database {describe(engine)}: {short_reason(exc)}"
-            ) from None
+            reason = _read_only_reason(parsed) or short_reason(exc)
+            raise StorageError(f"cannot open database {describe(engine)}: {reason}") from None
     return engine
+
+
+def _read_only_reason(url: URL) -> str | None:
+    """SQLite cannot even open a WAL database on a read-only file system: say so plainly."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    try:
+        flags = os.statvfs(Path(url.database).expanduser().parent).f_flag
+    except OSError:
+        return None
+    return "its file system is read-only" if flags & os.ST_RDONLY else None
 
 
 def describe(engine: Engine) -> str:
