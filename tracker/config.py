@@ -49,6 +49,23 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 """A collector's base URL: configurable so mirrors and loopback tests work."""
 
 
+def _servers(value: list[str]) -> list[str]:
+    from tracker.targets import TargetError, parse_target
+
+    for index, text in enumerate(value):
+        try:
+            parse_target(text)
+        except TargetError as exc:
+            raise ValueError(f"item {index}: {exc}") from None
+    return value
+
+
+ServerList = Annotated[list[str], AfterValidator(_servers)]
+"""Servers named as in `targets.parse_target`; a bad one is a config error naming its index."""
+ServerUrlList = Annotated[list[HttpUrl], AfterValidator(_servers)]
+"""The same, each given as an http(s) base URL."""
+
+
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors, not silently dropped."""
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from tracker.storage.engine import describe, short_reason, write_transaction
 from tracker.storage.filters import Filters
 from tracker.storage.points import upsert_rows
 from tracker.storage.schema import OBSERVATION_COLUMNS, OBSERVATIONS_FROM, SERIES_KEY, runs
+from tracker.storage.store import insert_run
 
 COLUMNS = ("source", "platform", "target", "metric", "period", "observed_at", "value")
 PERIODS = ("", "day", "week")
@@ -119,22 +118,9 @@ def import_csv(engine: Engine, path: Path, now: datetime) -> int:
                 expected, got = ",".join(COLUMNS), ",".join(header)
                 message = f"line 1: header must be exactly {expected} (got {got})"
                 raise ImportFileError(f"{path}: {message}")
-            inserted = connection.execute(
-                runs.insert().values(
-                    collector="import",
-                    started_at=now,
-                    finished_at=now,
-                    status="ok",
-                    targets_ok=0,
-                    targets_failed=0,
-                    targets_skipped=0,
-                    observations_written=0,
-                    pid=os.getpid(),
-                    host=socket.gethostname()[:255],
-                    message=f"import of {path.name}",
-                )
+            run_id = insert_run(
+                connection, "import", now, "ok", finished_at=now, message=f"import of {path.name}"
             )
-            run_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
 
             def rows() -> Iterator[tuple[bool, dict[str, Any]]]:
                 for row in reader:

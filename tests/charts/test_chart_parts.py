@@ -14,7 +14,6 @@ from matplotlib.text import Annotation, Text
 
 from tracker.analysis.events import Wave
 from tracker.analysis.pipeline import Analysis
-from tracker.analysis.summaries import SeriesStats
 from tracker.charts import (
     Chart,
     _safely,
@@ -160,19 +159,7 @@ def test_draw_all_hands_the_waves_to_the_growth_chart(monkeypatch: pytest.Monkey
     for module in (overview, growth, active, share, japan, quality):
         monkeypatch.setattr(module, "draw", stub(module.__name__.rsplit(".", 1)[1]))
     found = {("fediverse", "mastodon", "users_total"): [Wave(0, 7, 0, 1.0)]}
-    nothing = pd.DataFrame()
-    analysis = Analysis(
-        series=nothing,
-        daily=nothing,
-        weekly=nothing,
-        outliers=nothing,
-        stats=SeriesStats(),
-        totals=nothing,
-        weekly_totals=nothing,
-        period_daily=nothing,
-        period_weekly=nothing,
-        period_totals=nothing,
-    )
+    analysis = Analysis.nothing()
     charts = draw_all(analysis, DEFAULT_EVENTS, ReportSettings(), found)
     assert [chart.name for chart in charts] == [
         "overview.png",

@@ -60,6 +60,23 @@ class Analysis:
     def empty(self) -> bool:
         return self.first_day is None
 
+    @classmethod
+    def nothing(cls, series: pd.DataFrame | None = None) -> Analysis:
+        """The analysis of an empty database (or of filters that match nothing)."""
+        frame = pd.DataFrame()
+        return cls(
+            series=frame if series is None else series,
+            daily=frame,
+            weekly=frame,
+            outliers=frame,
+            stats=SeriesStats(),
+            totals=frame,
+            weekly_totals=frame,
+            period_daily=frame,
+            period_weekly=frame,
+            period_totals=frame,
+        )
+
 
 def list_series(engine: Engine, filters: Filters = EVERYTHING) -> pd.DataFrame:
     """Matching series with their first and last time, point count and last value.
@@ -125,7 +142,7 @@ def analyse(
     listing = list_series(engine, filters)
     meta = listing[list(SERIES_COLUMNS)]
     if listing.empty:
-        return _empty(meta)
+        return Analysis.nothing(meta)
     kept = set(listing.index)
     if keep is not None and int(listing["points"].sum()) > KEEP_ALL_POINTS:
         kept = set(listing.index[keep(listing)])
@@ -183,22 +200,6 @@ def analyse(
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     parts = [part for part in parts if not part.empty]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def _empty(meta: pd.DataFrame) -> Analysis:
-    nothing = pd.DataFrame()
-    return Analysis(
-        series=meta,
-        daily=nothing,
-        weekly=nothing,
-        outliers=nothing,
-        stats=SeriesStats(),
-        totals=nothing,
-        weekly_totals=nothing,
-        period_daily=nothing,
-        period_weekly=nothing,
-        period_totals=nothing,
-    )
 
 
 __all__ = ["Analysis", "analyse", "list_series"]

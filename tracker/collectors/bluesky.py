@@ -18,37 +18,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings, HttpUrl
+from tracker.config import CollectorSettings, ServerUrlList
 from tracker.http.session import TargetSession
 from tracker.model import Fetched, Parsed, PayloadError, decode_json
 from tracker.parsers import bluesky as p
 from tracker.storage.history import History
-from tracker.targets import Target, TargetError, parse_target, unique_targets
+from tracker.targets import Target, unique_targets
 
 
 class BlueskySettings(CollectorSettings):
-    relays: list[HttpUrl] = Field(default_factory=lambda: ["https://bsky.network"])
+    relays: ServerUrlList = Field(default_factory=lambda: ["https://bsky.network"])
     """Relays asked for their host list (accounts per PDS, and the network total)."""
-    pds: list[HttpUrl] = Field(default_factory=list)
+    pds: ServerUrlList = Field(default_factory=list)
     """PDS servers whose accounts are enumerated one by one (third-party ones included)."""
     page_size: int = Field(1000, ge=1, le=1000)
     """`limit` of each list request; 1000 is the maximum both methods accept."""
     max_pages: int = Field(1000, ge=1, le=100_000)
     """Pages per listing before giving up: bounds the time, memory and archive one
     hostile or huge server can take (1000 pages of 1000 = a million accounts)."""
-
-    @field_validator("relays", "pds")
-    @classmethod
-    def _each_names_a_server(cls, value: list[str]) -> list[str]:
-        for index, text in enumerate(value):
-            try:
-                parse_target(text)
-            except TargetError as exc:
-                raise ValueError(f"item {index}: {exc}") from None
-        return value
 
 
 @dataclass(frozen=True, order=True)

@@ -11,31 +11,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings
+from tracker.config import CollectorSettings, ServerList
 from tracker.http.session import TargetSession
 from tracker.model import Fetched, Parsed, PayloadError, decode_json
 from tracker.parsers import fediverse as p
 from tracker.storage.history import History
-from tracker.targets import Target, TargetError, parse_target, unique_targets
+from tracker.targets import Target, unique_targets
 
 
 class FediverseSettings(CollectorSettings):
-    instances: list[str] = Field(default_factory=list)
+    instances: ServerList = Field(default_factory=list)
     peers: bool = True
     """Fetch `/api/v1/instance/peers` (megabytes on the largest servers) for `peers_total`."""
-
-    @field_validator("instances")
-    @classmethod
-    def _each_names_a_server(cls, value: list[str]) -> list[str]:
-        for index, text in enumerate(value):
-            try:
-                parse_target(text)
-            except TargetError as exc:
-                raise ValueError(f"item {index}: {exc}") from None
-        return value
 
 
 class FediverseCollector(Collector[FediverseSettings]):

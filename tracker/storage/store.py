@@ -37,6 +37,36 @@ def decompress(codec: str, stored: bytes) -> bytes:
     return zlib.decompress(stored)
 
 
+def insert_run(
+    connection: Connection,
+    collector: str,
+    started_at: datetime,
+    status: str,
+    *,
+    finished_at: datetime | None = None,
+    message: str | None = None,
+) -> int:
+    """A new `runs` row (this process and host recorded, so abandoned runs can be told)."""
+    result = connection.execute(
+        runs.insert().values(
+            collector=collector,
+            started_at=utc(started_at),
+            finished_at=utc(finished_at) if finished_at else None,
+            status=status,
+            targets_ok=0,
+            targets_failed=0,
+            targets_skipped=0,
+            observations_written=0,
+            pid=os.getpid(),
+            host=socket.gethostname()[:255],
+            message=message,
+        )
+    )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 class Store:
     """The writes of a run: start it, write each target, finish it."""
 
@@ -46,22 +76,7 @@ class Store:
 
     def start_run(self, collector: str, started_at: datetime) -> int:
         with write_transaction(self.engine) as connection:
-            result = connection.execute(
-                runs.insert().values(
-                    collector=collector,
-                    started_at=utc(started_at),
-                    status="running",
-                    targets_ok=0,
-                    targets_failed=0,
-                    targets_skipped=0,
-                    observations_written=0,
-                    pid=os.getpid(),
-                    host=socket.gethostname()[:255],
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+            return insert_run(connection, collector, started_at, "running")
 
     def finish_run(
         self,
