@@ -40,7 +40,9 @@ GROUP BY s.source, s.platform, s.metric, day
 
 def build(path: Path, targets: int, days: int) -> None:
     config = path.parent / "config.yaml"
-    config.write_text(yaml.safe_dump({"database": f"sqlite:///{path.name}", "contact": "https://e.org/b"}))
+    config.write_text(
+        yaml.safe_dump({"database": f"sqlite:///{path.name}", "contact": "https://e.org/b"})
+    )
     subprocess.run(
         [sys.executable, "-m", "tracker", "db", "upgrade", "--config", str(config)], check=True
     )
@@ -48,7 +50,8 @@ def build(path: Path, targets: int, days: int) -> None:
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous = OFF")
     db.executemany(
-        "INSERT INTO series (id, source, platform, target, metric, period) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO series (id, source, platform, target, metric, period)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         [
             (i + 1, "fediverse", PLATFORMS[i % 3], f"server{i}.example", "users_total", "")
             for i in range(targets)
@@ -66,14 +69,17 @@ def build(path: Path, targets: int, days: int) -> None:
                 values[days // 2 :] += base // 2
             rows.extend(zip([index + 1] * days, times.tolist(), values.tolist(), strict=True))
         db.executemany(
-            "INSERT INTO points (series_id, observed_at, value, run_id) VALUES (?, ?, ?, NULL)", rows
+            "INSERT INTO points (series_id, observed_at, value, run_id) VALUES (?, ?, ?, NULL)",
+            rows,
         )
         db.commit()
     db.close()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--targets", type=int, default=5000)
     parser.add_argument("--days", type=int, default=2000)
     parser.add_argument("--keep", type=Path, default=None, help="folder to keep the database in")
@@ -84,13 +90,26 @@ def main() -> None:
     if not path.exists():
         started = time.monotonic()
         build(path, args.targets, args.days)
-        print(f"built {args.targets * args.days:,} observations in {time.monotonic() - started:.0f} s")
+        print(
+            f"built {args.targets * args.days:,} observations in {time.monotonic() - started:.0f} s"
+        )
     config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump({"database": f"sqlite:///{path.name}", "contact": "https://e.org/b"}))
+    config.write_text(
+        yaml.safe_dump({"database": f"sqlite:///{path.name}", "contact": "https://e.org/b"})
+    )
 
     started = time.monotonic()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "report", "--config", str(config), "--output", str(folder / "report")],
+        [
+            sys.executable,
+            "-m",
+            "tracker",
+            "report",
+            "--config",
+            str(config),
+            "--output",
+            str(folder / "report"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -108,13 +127,20 @@ def main() -> None:
     db.close()
 
     rss = usage.ru_maxrss * 1024
-    print(f"database: {args.targets:,} targets x {args.days:,} days = {args.targets * args.days:,} observations, "
-          f"{path.stat().st_size / 1e6:.0f} MB")
-    print(f"tracker report: {report_seconds:.1f} s wall, peak RSS {rss / 1e6:.0f} MB "
-          f"(target < 1,000 MB: {'met' if rss < 1e9 else 'MISSED'})")
+    print(
+        f"database: {args.targets:,} targets x {args.days:,} days"
+        f" = {args.targets * args.days:,} observations, "
+        f"{path.stat().st_size / 1e6:.0f} MB"
+    )
+    print(
+        f"tracker report: {report_seconds:.1f} s wall, peak RSS {rss / 1e6:.0f} MB "
+        f"(target < 1,000 MB: {'met' if rss < 1e9 else 'MISSED'})"
+    )
     print(f"SQL GROUP BY daily network total: {group_seconds:.1f} s ({len(groups):,} rows)")
-    print(f"report / GROUP BY = {report_seconds / group_seconds:.2f}x (target <= 3x: "
-          f"{'met' if report_seconds <= 3 * group_seconds else 'MISSED'})")
+    print(
+        f"report / GROUP BY = {report_seconds / group_seconds:.2f}x (target <= 3x: "
+        f"{'met' if report_seconds <= 3 * group_seconds else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":
