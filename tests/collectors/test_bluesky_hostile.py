@@ -8,8 +8,6 @@ listing as a count, and lose nothing of the healthy servers' data.
 from __future__ import annotations
 
 import itertools
-import sqlite3
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +24,7 @@ from tests.support.bluesky.sites import (
     host,
     repo,
 )
+from tests.support.hostile import collect_and_read
 from tests.support.loopback import Loopback, Reply, Request, Routes, Site, dead_url
 from tests.support.sites import iso
 
@@ -185,35 +184,14 @@ def hostile_run(loopback: Loopback, tmp_path_factory: pytest.TempPathFactory) ->
             },
         }
     )
-    started = time.monotonic()
-    result = workspace.run("collect", TRACKER_NOW=iso(NOW))
-    elapsed = time.monotonic() - started
-    with sqlite3.connect(workspace.db) as db:
-        attempts = {
-            target: (outcome, kind, detail)
-            for target, outcome, kind, detail in db.execute(
-                "SELECT target, outcome, error_kind, error_detail FROM attempts"
-            )
-        }
-        rejections = db.execute(
-            "SELECT a.target, r.metric, r.raw_value, r.reason FROM rejections r "
-            "JOIN attempts a ON a.id = r.attempt_id"
-        ).fetchall()
-        fetch_log = db.execute(
-            "SELECT a.target, f.kind, f.status, f.error_kind, f.attempts, f.elapsed_ms "
-            "FROM fetches f JOIN attempts a ON a.id = f.attempt_id ORDER BY f.attempt_id, f.seq"
-        ).fetchall()
+    run = collect_and_read(workspace, TRACKER_NOW=iso(NOW))
     return {
+        **run,
         "workspace": workspace,
-        "result": result,
-        "elapsed": elapsed,
         "urls": urls,
         "sites": sites,
         "healthy_relay": (healthy_relay, healthy_relay_spec),
         "healthy_pds": (healthy_pds, healthy_pds_spec),
-        "attempts": attempts,
-        "rejections": rejections,
-        "fetch_log": fetch_log,
         "export": workspace.export(),
     }
 

@@ -7,8 +7,6 @@ healthy server's data.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from tests.conftest import Workspace
 from tests.support import payloads as pl
+from tests.support.hostile import collect_and_read
 from tests.support.loopback import Loopback, Reply, Request, Routes, Site, dead_url
 from tests.support.sites import MastodonSpec, iso, wellknown_route
 
@@ -127,35 +126,14 @@ def hostile_run(loopback: Loopback, tmp_path_factory: pytest.TempPathFactory) ->
             "collectors": {"fediverse": {"instances": [healthy.url, *urls.values()]}},
         }
     )
-    started = time.monotonic()
-    result = workspace.run("collect", TRACKER_NOW=iso(NOW))
-    elapsed = time.monotonic() - started
-    with sqlite3.connect(workspace.db) as db:
-        attempts = {
-            target: (outcome, kind, detail)
-            for target, outcome, kind, detail in db.execute(
-                "SELECT target, outcome, error_kind, error_detail FROM attempts"
-            )
-        }
-        rejections = db.execute(
-            "SELECT a.target, r.metric, r.raw_value, r.reason FROM rejections r "
-            "JOIN attempts a ON a.id = r.attempt_id"
-        ).fetchall()
-        fetch_log = db.execute(
-            "SELECT a.target, f.kind, f.status, f.error_kind, f.attempts, f.elapsed_ms "
-            "FROM fetches f JOIN attempts a ON a.id = f.attempt_id"
-        ).fetchall()
+    run = collect_and_read(workspace, TRACKER_NOW=iso(NOW))
     return {
+        **run,
         "workspace": workspace,
-        "result": result,
-        "elapsed": elapsed,
         "urls": urls,
         "sites": sites,
         "healthy": healthy,
         "healthy_spec": healthy_spec,
-        "attempts": attempts,
-        "rejections": rejections,
-        "fetch_log": fetch_log,
     }
 
 

@@ -8,8 +8,6 @@ healthy tag and blog.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +24,7 @@ from tests.fixtures.tumblr.fake_api import (
     error,
     post,
 )
+from tests.support.hostile import collect_and_read
 from tests.support.loopback import Loopback, Reply, Request
 from tests.support.sites import iso
 
@@ -172,32 +171,11 @@ def hostile_run(loopback: Loopback, tmp_path_factory: pytest.TempPathFactory) ->
             "collectors": {"tumblr": {"api": site.url, "tags": tags, "blogs": blogs, "days": DAYS}},
         }
     )
-    started = time.monotonic()
-    result = workspace.run("collect", TRACKER_NOW=iso(NOW), TUMBLR_API_KEY=KEY)
-    elapsed = time.monotonic() - started
-    with sqlite3.connect(workspace.db) as db:
-        attempts = {
-            target: (outcome, kind, detail)
-            for target, outcome, kind, detail in db.execute(
-                "SELECT target, outcome, error_kind, error_detail FROM attempts"
-            )
-        }
-        rejections = db.execute(
-            "SELECT a.target, r.metric, r.raw_value, r.reason FROM rejections r "
-            "JOIN attempts a ON a.id = r.attempt_id"
-        ).fetchall()
-        fetch_log = db.execute(
-            "SELECT a.target, f.kind, f.status, f.error_kind, f.attempts, f.elapsed_ms "
-            "FROM fetches f JOIN attempts a ON a.id = f.attempt_id ORDER BY f.id"
-        ).fetchall()
+    run = collect_and_read(workspace, TRACKER_NOW=iso(NOW), TUMBLR_API_KEY=KEY)
     rows = [tuple(row.values()) for row in workspace.export()]
     return {
+        **run,
         "fake": fake,
-        "result": result,
-        "elapsed": elapsed,
-        "attempts": attempts,
-        "rejections": rejections,
-        "fetch_log": fetch_log,
         "rows": rows,
     }
 

@@ -7,8 +7,6 @@ healthy article's data.
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from tests.collectors.test_wikipedia import PREFIX, FakeAQS, invalid_route, series
 from tests.conftest import Workspace
+from tests.support.hostile import collect_and_read
 from tests.support.loopback import Loopback, Reply, Request
 from tests.support.payloads import payload
 from tests.support.sites import iso
@@ -125,27 +124,11 @@ def hostile_run(loopback: Loopback, tmp_path_factory: pytest.TempPathFactory) ->
             },
         }
     )
-    started = time.monotonic()
-    result = workspace.run("collect", TRACKER_NOW=iso(NOW))
-    elapsed = time.monotonic() - started
-    with sqlite3.connect(workspace.db) as db:
-        outcomes = {
-            target: (outcome, kind, detail)
-            for target, outcome, kind, detail in db.execute(
-                "SELECT target, outcome, error_kind, error_detail FROM attempts"
-            )
-        }
-        rejections = db.execute(
-            "SELECT a.target, r.metric, r.raw_value, r.reason FROM rejections r "
-            "JOIN attempts a ON a.id = r.attempt_id ORDER BY r.id"
-        ).fetchall()
+    run = collect_and_read(workspace, TRACKER_NOW=iso(NOW))
     return {
+        **run,
         "workspace": workspace,
-        "result": result,
-        "elapsed": elapsed,
         "fake": fake,
-        "outcomes": outcomes,
-        "rejections": rejections,
     }
 
 
@@ -161,7 +144,7 @@ def test_the_run_ends_within_the_deadline(hostile_run: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("title", sorted(EXPECTED))
 def test_each_kind_of_trouble_is_recorded(hostile_run: dict[str, Any], title: str) -> None:
-    outcome, kind, detail = hostile_run["outcomes"][key(title)]
+    outcome, kind, detail = hostile_run["attempts"][key(title)]
     assert (outcome, kind) == EXPECTED[title], detail
 
 
@@ -198,7 +181,7 @@ def test_lies_and_gaps_are_kept_with_their_reasons(hostile_run: dict[str, Any]) 
 
 
 def test_the_invalid_route_is_reported_as_a_bug(hostile_run: dict[str, Any]) -> None:
-    _, _, detail = hostile_run["outcomes"][key("Invalid_route")]
+    _, _, detail = hostile_run["attempts"][key("Invalid_route")]
     assert detail.startswith("the API refused the request as malformed (invalid route): ")
     assert PREFIX + "en.wikipedia/all-access/user/Invalid_route/daily/" in detail
 
@@ -207,5 +190,5 @@ def test_retry_after_is_honoured_and_an_hour_is_not_waited(hostile_run: dict[str
     fake: FakeAQS = hostile_run["fake"]
     assert len(fake.requests_for(key("Throttled"))) == 2
     assert len(fake.requests_for(key("Throttled_for_an_hour"))) == 1
-    _, _, detail = hostile_run["outcomes"][key("Throttled_for_an_hour")]
+    _, _, detail = hostile_run["attempts"][key("Throttled_for_an_hour")]
     assert "deadline" in detail
