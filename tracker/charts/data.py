@@ -133,14 +133,7 @@ def network_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
         parts.append(
             chosen.assign(target="", value=chosen["value"].astype(np.float64))[LINE_COLUMNS]
         )
-    parts = [part for part in parts if not part.empty]
-    if not parts:
-        return pd.DataFrame(columns=LINE_COLUMNS)
-    lines = pd.concat(parts, ignore_index=True)
-    lines["stale"] = lines["stale"].astype(bool)
-    return lines.sort_values(["source", "platform", "metric", "target", "day"]).reset_index(
-        drop=True
-    )
+    return _stacked(parts, LINE_COLUMNS, "day")
 
 
 def line_series(analysis: Analysis, lines: pd.DataFrame) -> pd.Index:
@@ -277,12 +270,17 @@ def weekly_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
                 change=chosen["change"].astype(np.float64),
             )[WEEKLY_COLUMNS]
         )
+    return _stacked(parts, WEEKLY_COLUMNS, "week")
+
+
+def _stacked(parts: list[pd.DataFrame], columns: list[str], time: str) -> pd.DataFrame:
+    """The chart lines of all parts in one frame, in the order they are drawn and listed."""
     parts = [part for part in parts if not part.empty]
     if not parts:
-        return pd.DataFrame(columns=WEEKLY_COLUMNS)
+        return pd.DataFrame(columns=columns)
     lines = pd.concat(parts, ignore_index=True)
     lines["stale"] = lines["stale"].astype(bool)
-    return lines.sort_values(["source", "platform", "metric", "target", "week"]).reset_index(
+    return lines.sort_values(["source", "platform", "metric", "target", time]).reset_index(
         drop=True
     )
 

@@ -28,12 +28,10 @@ from tracker.charts.data import describe, flag_points, iso, outlier_points, span
 from tracker.charts.figure import caption, finish, legend_outside, message, new_figure
 from tracker.charts.markers import event_lines, label_events
 from tracker.charts.style import (
-    count_axis,
     date_axis,
     draw_line,
+    finish_accounts,
     log_axis,
-    log_if_wide,
-    mark_quality,
     owner,
     platform_colour,
     platform_name,
@@ -67,11 +65,7 @@ def plot_servers(
         label = f"{target} ({platform_name(str(platform))})"
         draw_line(axes, frame, label, colour, linestyle=DASHES[nth % len(DASHES)])
         maxima.append(float(frame["value"].max()))
-    log = log_if_wide(axes, maxima)
-    mark_quality(axes, outliers, flags)
-    count_axis(axes, "accounts (log scale)" if log else "accounts")
-    date_axis(axes)
-    return owner(axes)
+    return finish_accounts(axes, maxima, outliers, flags)
 
 
 def plot_attention(axes: Axes, views: pd.DataFrame) -> Figure:

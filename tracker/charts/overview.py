@@ -41,12 +41,8 @@ from tracker.charts.data import (
 from tracker.charts.figure import caption, empty_figure, finish, grid, legend_entries, new_figure
 from tracker.charts.markers import event_lines, label_events
 from tracker.charts.style import (
-    count_axis,
-    date_axis,
     draw_line,
-    log_if_wide,
-    mark_quality,
-    owner,
+    finish_accounts,
     platform_colour,
     platform_name,
     styled,
@@ -83,11 +79,7 @@ def plot_accounts(
         label = line_label(str(source), str(platform), str(target), with_source=with_source)
         draw_line(axes, frame, label, platform_colour(str(platform)))
         maxima.append(float(frame["value"].max()))
-    log = log_if_wide(axes, maxima)
-    mark_quality(axes, outliers, flags)
-    count_axis(axes, "accounts (log scale)" if log else "accounts")
-    date_axis(axes)
-    return owner(axes)
+    return finish_accounts(axes, maxima, outliers, flags)
 
 
 def draw(analysis: Analysis, events: Sequence[Event]) -> Chart:

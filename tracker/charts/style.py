@@ -297,6 +297,20 @@ def mark_quality(
             )
 
 
+def finish_accounts(
+    axes: Axes,
+    maxima: Sequence[float],
+    outliers: pd.DataFrame | None,
+    flags: pd.DataFrame | None,
+) -> Figure:
+    """The common end of a panel of account lines: scale, quality marks, both axes."""
+    log = log_if_wide(axes, maxima)
+    mark_quality(axes, outliers, flags)
+    count_axis(axes, "accounts (log scale)" if log else "accounts")
+    date_axis(axes)
+    return owner(axes)
+
+
 def owner(axes: Axes) -> Figure:
     """The top-level figure an Axes is drawn on (plot functions return it)."""
     figure: Figure | SubFigure | None = axes.get_figure()
