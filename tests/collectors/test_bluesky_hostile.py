@@ -24,30 +24,13 @@ from tests.support.bluesky.sites import (
     host,
     repo,
 )
-from tests.support.hostile import collect_and_read
+from tests.support.hostile import Flaky, collect_and_read
 from tests.support.loopback import Loopback, Reply, Request, Routes, Site, dead_url
 from tests.support.sites import iso
 
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)
 DEADLINE = 4.0
 MAX_PAGES = 20
-
-
-class Flaky:
-    """429 with Retry-After the first time, then the real handler."""
-
-    def __init__(self, handler: Any, retry_after: str) -> None:
-        self.handler = handler
-        self.retry_after = retry_after
-        self.calls = 0
-
-    def __call__(self, request: Request) -> Reply:
-        self.calls += 1
-        if self.calls == 1:
-            body = pl.payload("bluesky/error_429_rate_limit.json")
-            return Reply(429, body, headers={"Retry-After": self.retry_after})
-        reply: Reply = self.handler(request)
-        return reply
 
 
 def endless(delay: float = 0.0) -> Any:
@@ -110,7 +93,9 @@ HOSTILE: dict[str, Any] = {
         "relay",
         lambda: {
             f"GET {LIST_HOSTS}": Flaky(
-                RelaySpec(hosts=[host("flaky.example", 8)]).routes()[f"GET {LIST_HOSTS}"], "1"
+                RelaySpec(hosts=[host("flaky.example", 8)]).routes()[f"GET {LIST_HOSTS}"],
+                "1",
+                pl.payload("bluesky/error_429_rate_limit.json"),
             )
         },
     ),

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import Workspace
 from tests.support import payloads as pl
-from tests.support.hostile import collect_and_read
-from tests.support.loopback import Loopback, Reply, Request, Routes, Site, dead_url
+from tests.support.hostile import Flaky, collect_and_read
+from tests.support.loopback import Loopback, Reply, Routes, Site, dead_url
 from tests.support.sites import MastodonSpec, iso, wellknown_route
 
 NOW = datetime(2022, 11, 9, 12, 0, tzinfo=UTC)
@@ -36,21 +36,7 @@ def good_nodeinfo(users: Any = 10, active: Any = 5, half: Any = 7, posts: Any = 
     }
 
 
-class Flaky:
-    """429 with Retry-After the first time, then the real answer."""
-
-    def __init__(self, reply: Reply, retry_after: str) -> None:
-        self.reply = reply
-        self.retry_after = retry_after
-        self.calls = 0
-
-    def __call__(self, request: Request) -> Reply:
-        self.calls += 1
-        if self.calls == 1:
-            body = pl.payload("mastodon/error_429_rate_limited.json")
-            return Reply(429, body, headers={"Retry-After": self.retry_after})
-        return self.reply
-
+RATE_LIMITED = pl.payload("mastodon/error_429_rate_limited.json")
 
 HOSTILE: dict[str, Any] = {
     "hang": lambda: {"*": Reply(hang=True)},
@@ -59,8 +45,10 @@ HOSTILE: dict[str, Any] = {
         "GET /.well-known/nodeinfo": Reply(body=pl.wellknown("http://x", "2.0"), drip=0.25),
     },
     "always_503": lambda: {"*": Reply(503, b"<html>busy</html>", content_type="text/html")},
-    "retry_after_1s": lambda: nodeinfo_site(Flaky(Reply(body=good_nodeinfo()), "1")),
-    "retry_after_1h": lambda: nodeinfo_site(Flaky(Reply(body=good_nodeinfo()), "3600")),
+    "retry_after_1s": lambda: nodeinfo_site(Flaky(Reply(body=good_nodeinfo()), "1", RATE_LIMITED)),
+    "retry_after_1h": lambda: nodeinfo_site(
+        Flaky(Reply(body=good_nodeinfo()), "3600", RATE_LIMITED)
+    ),
     "redirect_loop": lambda: {
         "GET /.well-known/nodeinfo": Reply(302, b"", headers={"Location": "/.well-known/nodeinfo"})
     },

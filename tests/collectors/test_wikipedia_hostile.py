@@ -14,8 +14,8 @@ import pytest
 
 from tests.collectors.test_wikipedia import PREFIX, FakeAQS, invalid_route, series
 from tests.conftest import Workspace
-from tests.support.hostile import collect_and_read
-from tests.support.loopback import Loopback, Reply, Request
+from tests.support.hostile import Flaky, collect_and_read
+from tests.support.loopback import Loopback, Reply
 from tests.support.payloads import payload
 from tests.support.sites import iso
 
@@ -30,21 +30,6 @@ def real_items(**changes: Any) -> dict[str, Any]:
     for item in document["items"]:
         item.update(changes)
     return document
-
-
-class Flaky:
-    """429 with Retry-After the first time, then the real answer."""
-
-    def __init__(self, reply: Reply, retry_after: str) -> None:
-        self.reply = reply
-        self.retry_after = retry_after
-        self.calls = 0
-
-    def __call__(self, request: Request) -> Reply:
-        self.calls += 1
-        if self.calls == 1:
-            return Reply(429, b"", headers={"Retry-After": self.retry_after})
-        return self.reply
 
 
 def lies() -> dict[str, Any]:

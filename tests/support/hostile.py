@@ -9,10 +9,32 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from tests.support.loopback import Reply, Request
 
 if TYPE_CHECKING:
     from tests.conftest import Workspace
+
+
+class Flaky:
+    """429 with Retry-After (and the platform's own error body) the first time, then
+    the real answer: a fixed reply or a route handler."""
+
+    def __init__(
+        self, answer: Reply | Callable[[Request], Reply], retry_after: str, body: Any = b""
+    ) -> None:
+        self.answer = answer
+        self.retry_after = retry_after
+        self.body = body
+        self.calls = 0
+
+    def __call__(self, request: Request) -> Reply:
+        self.calls += 1
+        if self.calls == 1:
+            return Reply(429, self.body, headers={"Retry-After": self.retry_after})
+        return self.answer if isinstance(self.answer, Reply) else self.answer(request)
 
 
 def collect_and_read(workspace: Workspace, **env: str) -> dict[str, Any]:
