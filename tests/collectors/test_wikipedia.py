@@ -135,12 +135,28 @@ def write_config(workspace: Workspace, site: Site, **extra: Any) -> None:
 
 
 def expected_rows(fake: FakeAQS, keys: list[str], last: date) -> set[tuple[str, ...]]:
-    return {
-        ("wikipedia", PLATFORMS[key], key, "pageviews", "day", f"{day}T00:00:00Z", str(n))
-        for key in keys
-        for day, n in fake.views[key].items()
-        if START <= day <= last
-    }
+    """What the API served from START to `last`, and 0 for each day it left out before
+    the newest day it served (a day without views)."""
+    rows = set()
+    for key in keys:
+        served = {day: n for day, n in fake.views[key].items() if START <= day <= last}
+        days = (
+            START + timedelta(days=n) for n in range((max(served, default=START) - START).days + 1)
+        )
+        rows |= {
+            (
+                "wikipedia",
+                PLATFORMS.get(key, "test"),
+                key,
+                "pageviews",
+                "day",
+                f"{day}T00:00:00Z",
+                str(served.get(day, 0)),
+            )
+            for day in days
+            if served
+        }
+    return rows
 
 
 def exported(workspace: Workspace) -> set[tuple[str, ...]]:
@@ -167,8 +183,9 @@ def test_first_run_backfills_every_article_from_start(
 
     yesterday = date(2022, 11, 8)
     assert exported(workspace) == expected_rows(fake, list(PLATFORMS), yesterday)
-    # The gap in Mixi's views stays a gap: no invented zero.
-    assert not any(r[2] == MIXI and r[5].startswith("2022-10-30") for r in exported(workspace))
+    # The day the API left out of Mixi's views (no views that day) is stored as 0.
+    gap = [r for r in exported(workspace) if r[2] == MIXI and r[5].startswith("2022-10-30")]
+    assert [r[6] for r in gap] == ["0"]
     # One request per article, from `start` to yesterday, titles encoded as one segment.
     assert sorted((key, segment, s, e) for key, segment, s, e in fake.asked) == sorted(
         (key, SEGMENTS[key], "20221025", "20221108") for key in SEGMENTS
@@ -242,10 +259,8 @@ def test_an_unknown_title_is_asked_again_after_a_week(
     assert result.returncode == 0
     assert fake.requests_for(UNKNOWN)[-1] == ("20221025", "20221115")
     got = {r for r in exported(workspace) if r[2] == UNKNOWN}
-    assert got == {
-        ("wikipedia", "test", UNKNOWN, "pageviews", "day", f"{day}T00:00:00Z", str(n))
-        for day, n in fake.views[UNKNOWN].items()
-    }
+    assert got == expected_rows(fake, [UNKNOWN], date(2022, 11, 15))
+    assert len(got) == 22  # 0 views from START until it was created on 2022-11-14
 
 
 def test_no_data_on_an_update_is_not_an_error(workspace: Workspace, loopback: Loopback) -> None:

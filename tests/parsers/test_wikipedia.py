@@ -178,12 +178,38 @@ def test_real_daily_shape_gives_one_day_value_per_item() -> None:
     assert all(o.observed_at.hour == 0 and o.replace for o in parsed.observations)
 
 
-def test_missing_days_stay_missing() -> None:
+def views_by_day(parsed: Any) -> dict[int, int]:
+    return {o.observed_at.day: o.value for o in parsed.observations}
+
+
+def test_a_day_left_out_before_the_newest_day_had_no_views() -> None:
     document = daily()
     del document["items"][2]  # 2022-11-03: the API sends no item for a day without views
-    parsed = parse(answer(document))
-    days = sorted(o.observed_at.day for o in parsed.observations)
-    assert days == [1, 2, 4, 5]
+    views = views_by_day(parse(answer(document)))
+    assert sorted(views) == [1, 2, 3, 4, 5]
+    assert views[3] == 0
+    assert [views[day] for day in (1, 2, 4, 5)] == [
+        item["views"] for i, item in enumerate(daily()["items"]) if i != 2
+    ]
+
+
+def test_days_asked_for_before_the_first_item_had_no_views() -> None:
+    views = views_by_day(parse(answer(daily(), first=date(2022, 10, 29))))
+    assert [views.pop(day) for day in (29, 30, 31)] == [0, 0, 0]
+    assert sorted(views) == [1, 2, 3, 4, 5]
+
+
+def test_days_after_the_newest_item_may_not_be_loaded_yet_and_stay_missing() -> None:
+    document = daily()
+    del document["items"][4]  # 2022-11-05; 11-06..11-08 were asked for too
+    assert sorted(views_by_day(parse(answer(document)))) == [1, 2, 3, 4]
+
+
+def test_an_answer_with_a_rejected_item_fills_no_gaps() -> None:
+    document = daily()
+    del document["items"][2]
+    document["items"][0]["views"] = -4
+    assert sorted(views_by_day(parse(answer(document)))) == [2, 4, 5]
 
 
 def test_untrustworthy_counts_are_rejected_one_by_one() -> None:

@@ -10,6 +10,14 @@ whether anything was stored before; the fetch writes that into the request's kin
 (`pageviews_backfill` or `pageviews_update`) so the parser stays a pure function
 of the fetch log, as `tracker reparse` needs. The request URL carries the range.
 
+Days without views are left out of the answer, not given as 0 (the API's
+documented gotcha), so a small article's week would never look complete. A day
+that was asked for and lies before the newest day in the answer has been
+processed, so its absence means 0 views and it is stored as 0. Days after the
+newest one may just not be loaded yet: they stay missing until a later answer
+covers them. An answer with any rejected item fills nothing: its gaps are not
+trusted to mean 0.
+
 Titles are handled the way MediaWiki handles them (so one article is always one
 target): NFC, spaces and underscores alike, runs collapsed, the ends trimmed, and
 the first letter left as written. Pageviews are counted per exact title.
@@ -20,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -195,6 +203,23 @@ def _read_answer(
         parsed.failure = Failure(
             "bad_shape", f"none of the {len(items)} days in the answer could be used"
         )
+    elif span is not None and not parsed.rejections:
+        _fill_days_without_views(parsed, target, max(span[0], FIRST_DAY), max(seen), seen)
+
+
+def _fill_days_without_views(
+    parsed: Parsed, target: str, first: date, newest: date, seen: set[date]
+) -> None:
+    """0 for each day from `first` to `newest` the answer left out (see the module docstring)."""
+    day = first
+    while day < newest:
+        if day not in seen:
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            parsed.observations.append(
+                Observation(parsed.platform or "", target, METRIC, 0, moment, period="day")
+            )
+        day += timedelta(days=1)
+    parsed.observations.sort(key=lambda observation: observation.observed_at)
 
 
 def _usable_day(
