@@ -310,3 +310,24 @@ def test_without_articles_the_collector_says_why_it_is_skipped(workspace: Worksp
         "wikipedia: skipped, collectors.wikipedia.articles is empty: list the articles to follow"
         in result.stdout
     )
+
+
+def test_moving_start_earlier_fetches_the_earlier_days_once(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    fake, site = start_server(loopback)
+    write_config(workspace, site)
+    assert workspace.cli("collect", TRACKER_NOW=iso(NOW)).returncode == 0
+    earlier = START - timedelta(days=10)
+    write_config(workspace, site, start=earlier.isoformat())
+    fake.asked.clear()
+    later = NOW + timedelta(days=1)
+    assert workspace.cli("collect", TRACKER_NOW=iso(later)).returncode == 0
+    assert fake.requests_for(MIXI) == [("20221015", "20221109")]
+    stored = {r[5][:10]: r[6] for r in exported(workspace) if r[2] == MIXI}
+    assert stored == {f"{day}": str(n) for day, n in fake.views[MIXI].items() if day >= earlier} | {
+        "2022-10-30": "0"
+    }
+    fake.asked.clear()  # from now on only the newest days again
+    assert workspace.cli("collect", TRACKER_NOW=iso(later)).returncode == 0
+    assert fake.requests_for(MIXI) == [("20221107", "20221109")]

@@ -118,15 +118,17 @@ class WikipediaCollector(Collector[WikipediaSettings]):
         article = self.articles[target.key]
         now = session.context.clock()
         yesterday = now.astimezone(UTC).date() - timedelta(days=1)
-        newest = history.latest_observed(self.name, target.key, p.METRIC, "day")
-        if newest is None:
+        stored = history.observed_range(self.name, target.key, p.METRIC, "day")
+        if stored is None:
             first, kind = self.settings.start, p.KIND_BACKFILL
         else:
-            newest_day = newest.astimezone(UTC).date()
+            oldest_day, newest_day = (moment.astimezone(UTC).date() for moment in stored)
             first = max(self.settings.start, newest_day - timedelta(days=REVISED_DAYS))
+            if oldest_day > self.settings.start:  # `start` moved earlier: those days too
+                first = self.settings.start
             kind = p.KIND_UPDATE
         path = p.request_path(article.wiki, article.title, first, yesterday)
-        if newest is None:
+        if stored is None:
             wait = self._recheck_wait(history, target.key, now)
             if wait is not None:
                 _note_not_due(session, path, now, wait)

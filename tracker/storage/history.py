@@ -30,10 +30,17 @@ class History:
         self, source: str, target: str, metric: str, period: str
     ) -> datetime | None:
         """The newest `observed_at` stored for one series, or None."""
+        stored = self.observed_range(source, target, metric, period)
+        return None if stored is None else stored[1]
+
+    def observed_range(
+        self, source: str, target: str, metric: str, period: str
+    ) -> tuple[datetime, datetime] | None:
+        """The oldest and newest `observed_at` stored for one series, or None."""
         if self.engine is None:
             return None
         query = (
-            select(func.max(points.c.observed_at))
+            select(func.min(points.c.observed_at), func.max(points.c.observed_at))
             .select_from(OBSERVATIONS_FROM)
             .where(
                 series.c.source == source,
@@ -43,8 +50,8 @@ class History:
             )
         )
         with self.engine.connect() as connection:
-            value: datetime | None = connection.execute(query).scalar()
-        return value
+            oldest, newest = connection.execute(query).one()
+        return None if oldest is None or newest is None else (oldest, newest)
 
     def last_attempt(self, source: str, target: str) -> LastAttempt | None:
         if self.engine is None:
