@@ -27,7 +27,7 @@ body once per content hash, so how often bodies change decides its size):
 - wikipedia, daily: 19 articles (a two-year backfill on the first day, then 3 days);
 - tumblr, daily: 4 tags (busy tags capped at 50 pages of 20 posts) and one blog.
 
-The two databases are written by two processes. A year takes about 35 minutes on
+The two databases are written by two processes. A year takes 35 to 50 minutes on
 a 2-core machine, most of it zlib compressing the day's new peer lists and
 instance documents, as the collector itself does (`--days 30` for a quick look).
 """
