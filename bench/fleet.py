@@ -54,23 +54,15 @@ async def serve(args: argparse.Namespace) -> None:
     now = datetime.now(UTC)
     sites: list[Site] = []
     manifest: dict[str, str] = {}
-    dead = []
     for kind, routes in build(args.count, args.bad, args.seed, now):
         if routes is None:
-            dead.append(kind)
+            manifest[dead_url()] = kind
             continue
         site = Site(slowed(routes, args.delay))
         site.server = await asyncio.start_server(_handler(site), "127.0.0.1", 0, backlog=256)
         site.port = site.server.sockets[0].getsockname()[1]
         sites.append(site)
         manifest[site.url] = kind
-    # Dead ports are picked once every live server listens, each a port of its own: the
-    # OS hands out a free port again and again, which would merge two dead servers.
-    for kind in dead:
-        url = dead_url()
-        while url in manifest:
-            url = dead_url()
-        manifest[url] = kind
     Path(args.manifest).write_text(json.dumps(manifest))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
