@@ -231,9 +231,16 @@ class Loopback:
         self.loop.close()
 
 
+_RESERVED: list[socket.socket] = []
+
+
 def dead_url() -> str:
-    """A loopback URL where nothing listens: connections are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A loopback URL where nothing listens: connections are refused at once.
+
+    The port stays bound (never listening) for the life of the process, so the OS
+    cannot hand it out again: to a server started later, or as a second dead URL.
+    """
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    _RESERVED.append(probe)
+    return f"http://127.0.0.1:{probe.getsockname()[1]}"
