@@ -58,11 +58,17 @@ def test_the_crontab_runs_collect_report_and_prune() -> None:
     assert verbs == ["collect", "report", "db prune"]
 
 
-@pytest.mark.parametrize(
-    "arguments",
-    crontab_commands() + unit_commands("tracker-collect.service"),
-    ids=lambda a: " ".join(a[:3]),
-)
+JOB_COMMANDS = [
+    pytest.param(arguments, id=f"{name}: {' '.join(arguments[:3])}")
+    for name, commands in (
+        ("crontab.example", crontab_commands()),
+        ("tracker-collect.service", unit_commands("tracker-collect.service")),
+    )
+    for arguments in commands
+]
+
+
+@pytest.mark.parametrize("arguments", JOB_COMMANDS)
 def test_each_job_command_works_as_written(
     arguments: list[str], workspace: Workspace, loopback: Loopback
 ) -> None:
