@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -37,12 +37,14 @@ def crontab_commands() -> list[list[str]]:
 
 
 def unit_commands(name: str) -> list[list[str]]:
-    text = (REPO / "jobs" / name).read_text()
-    return [
-        shlex.split(line.split("=", 1)[1])[1:]
-        for line in text.splitlines()
-        if line.startswith("ExecStart=")
-    ]
+    """The tracker arguments of each ExecStart line (the program must be the install's)."""
+    commands = []
+    for line in (REPO / "jobs" / name).read_text().splitlines():
+        if line.startswith("ExecStart="):
+            program, *arguments = shlex.split(line.split("=", 1)[1])
+            assert program == f"{INSTALL}/.venv/bin/tracker", line
+            commands.append(arguments)
+    return commands
 
 
 def without_config(arguments: list[str]) -> list[str]:
@@ -53,9 +55,19 @@ def without_config(arguments: list[str]) -> list[str]:
     return arguments[:at] + arguments[at + 2 :]
 
 
-def test_the_crontab_runs_collect_report_and_prune() -> None:
-    verbs = [" ".join(c[:2]) if c[0] == "db" else c[0] for c in crontab_commands()]
-    assert verbs == ["collect", "report", "db prune"]
+def verbs(commands: list[list[str]]) -> list[str]:
+    return [" ".join(c[:2]) if c[0] == "db" else c[0] for c in commands]
+
+
+def test_the_crontab_and_the_timer_run_what_they_say() -> None:
+    assert verbs(crontab_commands()) == ["collect", "report", "db prune"]
+    assert verbs(unit_commands("tracker-collect.service")) == ["collect", "report"]
+    crontab = (REPO / "jobs" / "crontab.example").read_text()
+    assert all(
+        f"cd {INSTALL} && .venv/bin/tracker" in line
+        for line in crontab.splitlines()
+        if ".venv/bin/tracker" in line and not line.lstrip().startswith("#")
+    )
 
 
 JOB_COMMANDS = [
@@ -75,8 +87,11 @@ def test_each_job_command_works_as_written(
     site = loopback.add(MastodonSpec().routes(NOW))
     workspace.write_config({"collectors": {"fediverse": {"instances": [site.url]}}})
     assert workspace.run("collect", TRACKER_NOW=iso(NOW)).returncode == 0
-    result = workspace.run(*without_config(arguments), TRACKER_NOW=iso(NOW))
+    later = NOW + timedelta(days=100)  # the archived bodies are 100 days old then
+    result = workspace.run(*without_config(arguments), TRACKER_NOW=iso(later))
     assert result.returncode == 0, result.stderr
+    if arguments[:2] == ["db", "prune"]:
+        assert re.search(r"removed [1-9][0-9]* archived payloads", result.stdout), result.stdout
     assert result.stderr == "" or "error" not in result.stderr.lower(), result.stderr
 
 
@@ -93,6 +108,7 @@ def test_every_unit_and_timer_runs_from_the_install_folder() -> None:
     for name in ("tracker.service", "tracker-collect.service"):
         text = (REPO / "jobs" / name).read_text()
         assert f"WorkingDirectory={INSTALL}\n" in text
-        assert all(c for c in unit_commands(name)), name
     timer = (REPO / "jobs" / "tracker-collect.timer").read_text()
     assert re.search(r"^OnCalendar=.* UTC$", timer, re.MULTILINE)
+    unit = re.search(r"^Unit=(.+)$", timer, re.MULTILINE)
+    assert unit is not None and unit.group(1) == "tracker-collect.service"

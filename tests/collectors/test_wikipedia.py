@@ -331,3 +331,20 @@ def test_moving_start_earlier_fetches_the_earlier_days_once(
     fake.asked.clear()  # from now on only the newest days again
     assert workspace.cli("collect", TRACKER_NOW=iso(later)).returncode == 0
     assert fake.requests_for(MIXI) == [("20221107", "20221109")]
+
+
+def test_an_answer_with_a_rejected_day_is_not_asked_for_again_every_run(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    fake, site = start_server(loopback)
+    fake.views[MIXI] = series(MIXI, date(2022, 11, 1), date(2022, 11, 9))
+    fake.views[MIXI][date(2022, 11, 3)] = -4  # rejected: the answer's gaps are not filled
+    write_config(workspace, site)
+    assert workspace.cli("collect", TRACKER_NOW=iso(NOW)).returncode == 0
+    stored = {r[5][:10] for r in exported(workspace) if r[2] == MIXI}
+    assert min(stored) == "2022-11-01" and "2022-11-03" not in stored  # after `start`
+    # Two days before the newest stored day to yesterday, never from `start` again.
+    for days, asked in ((1, ("20221106", "20221109")), (2, ("20221107", "20221110"))):
+        fake.asked.clear()
+        assert workspace.cli("collect", TRACKER_NOW=iso(NOW + timedelta(days=days))).returncode == 0
+        assert fake.requests_for(MIXI) == [asked]

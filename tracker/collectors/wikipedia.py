@@ -2,9 +2,11 @@
 
 One request per article and run to the Wikimedia pageviews API (agent `user`, all
 access). The first run backfills from `start`; later runs ask only from two days
-before the newest stored day, because the API may still revise recent days.
-Each returned day is one `pageviews` value with period `day`; days the API leaves
-out (no views, or not loaded yet) are left out here too, never stored as zeros.
+before the newest stored day, because the API may still revise recent days (and
+once from `start` again if no answered request has reached back that far, as after
+moving `start` earlier). Each returned day is one `pageviews` value with period
+`day`; the days the API leaves out are 0 views or not loaded yet, which the parser
+tells apart (`tracker.parsers.wikipedia`).
 
 A title the API has no data for at all is reported as `no_such_article` and asked
 again only after a week (skipped runs in between say when), so a typo in the
@@ -118,17 +120,17 @@ class WikipediaCollector(Collector[WikipediaSettings]):
         article = self.articles[target.key]
         now = session.context.clock()
         yesterday = now.astimezone(UTC).date() - timedelta(days=1)
-        stored = history.observed_range(self.name, target.key, p.METRIC, "day")
-        if stored is None:
+        newest = history.latest_observed(self.name, target.key, p.METRIC, "day")
+        if newest is None:
             first, kind = self.settings.start, p.KIND_BACKFILL
         else:
-            oldest_day, newest_day = (moment.astimezone(UTC).date() for moment in stored)
+            newest_day = newest.astimezone(UTC).date()
             first = max(self.settings.start, newest_day - timedelta(days=REVISED_DAYS))
-            if oldest_day > self.settings.start:  # `start` moved earlier: those days too
+            if self._never_asked_from_start(history, target.key):  # `start` moved earlier
                 first = self.settings.start
             kind = p.KIND_UPDATE
         path = p.request_path(article.wiki, article.title, first, yesterday)
-        if stored is None:
+        if newest is None:
             wait = self._recheck_wait(history, target.key, now)
             if wait is not None:
                 _note_not_due(session, path, now, wait)
@@ -138,6 +140,14 @@ class WikipediaCollector(Collector[WikipediaSettings]):
             _note_not_due(session, path, now, reason)
             return
         await session.fetch(kind, path)
+
+    def _never_asked_from_start(self, history: History, key: str) -> bool:
+        """No answered request has covered `start` yet (it was moved earlier, or the
+        history was imported): then the next request goes back to `start`, once."""
+        kinds = (p.KIND_BACKFILL, p.KIND_UPDATE)
+        asked = (p.requested_range(url) for url in history.answered_urls(self.name, key, kinds))
+        earliest = min((span[0] for span in asked if span is not None), default=None)
+        return earliest is None or earliest > self.settings.start
 
     def _recheck_wait(self, history: History, key: str, now: datetime) -> str | None:
         """Why not to ask now: the API said "no such article" less than a week ago."""

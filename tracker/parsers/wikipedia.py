@@ -16,7 +16,9 @@ that was asked for and lies before the newest day in the answer has been
 processed, so its absence means 0 views and it is stored as 0. Days after the
 newest one may just not be loaded yet: they stay missing until a later answer
 covers them. An answer with any rejected item fills nothing: its gaps are not
-trusted to mean 0.
+trusted to mean 0. The rule trusts the API to load days in order: a day loaded
+after later ones, and later than the two days every run asks again, would keep
+its 0 (not seen happen; moving `start` earlier fetches everything once more).
 
 Titles are handled the way MediaWiki handles them (so one article is always one
 target): NFC, spaces and underscores alike, runs collapsed, the ends trimmed, and

@@ -7,12 +7,13 @@ look at the database before fetching.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from tracker.storage.schema import OBSERVATIONS_FROM, attempts, points, series
+from tracker.storage.schema import OBSERVATIONS_FROM, attempts, fetches, points, series
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,10 @@ class History:
         self, source: str, target: str, metric: str, period: str
     ) -> datetime | None:
         """The newest `observed_at` stored for one series, or None."""
-        stored = self.observed_range(source, target, metric, period)
-        return None if stored is None else stored[1]
-
-    def observed_range(
-        self, source: str, target: str, metric: str, period: str
-    ) -> tuple[datetime, datetime] | None:
-        """The oldest and newest `observed_at` stored for one series, or None."""
         if self.engine is None:
             return None
         query = (
-            select(func.min(points.c.observed_at), func.max(points.c.observed_at))
+            select(func.max(points.c.observed_at))
             .select_from(OBSERVATIONS_FROM)
             .where(
                 series.c.source == source,
@@ -50,8 +44,29 @@ class History:
             )
         )
         with self.engine.connect() as connection:
-            oldest, newest = connection.execute(query).one()
-        return None if oldest is None or newest is None else (oldest, newest)
+            value: datetime | None = connection.execute(query).scalar()
+        return value
+
+    def answered_urls(self, source: str, target: str, kinds: Sequence[str]) -> list[str]:
+        """The URLs of every request of these kinds for one target that got a 200.
+
+        What was asked, not what was stored: a range whose answer gave nothing usable
+        was still asked, and asking it again would give the same.
+        """
+        if self.engine is None:
+            return []
+        query = (
+            select(fetches.c.url)
+            .join(attempts, attempts.c.id == fetches.c.attempt_id)
+            .where(
+                attempts.c.source == source,
+                attempts.c.target == target,
+                fetches.c.kind.in_(list(kinds)),
+                fetches.c.status == 200,
+            )
+        )
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
 
     def last_attempt(self, source: str, target: str) -> LastAttempt | None:
         if self.engine is None:
