@@ -36,7 +36,7 @@ from tracker.charts.data import (
     span_text,
     unit_of,
 )
-from tracker.charts.figure import caption, empty_figure, finish, message, new_figure
+from tracker.charts.figure import caption, empty_chart, finish, message, new_figure
 from tracker.charts.markers import event_lines, label_events
 from tracker.charts.style import (
     MUTED,
@@ -111,7 +111,7 @@ def draw(analysis: Analysis, events: Sequence[Event]) -> Chart:
             "run `tracker collect` (fediverse, joinmastodon)."
         )
         note = f"Data: {span_text(analysis)}. {no_mau}".strip()
-        return Chart(NAME, TITLE, f"{text} {note}", empty_figure(TITLE, text, note))
+        return empty_chart(NAME, TITLE, text, note)
     sources = ordered_sources(lines)[:MAX_COLUMNS]
     covered = coverage(analysis, lines)
     notes: dict[str, list[str]] = {}

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.lines import Line2D
 
+from tracker.charts.base import Chart
 from tracker.charts.style import INK, MUTED, styled
 
 SIZE = (12.0, 6.75)
@@ -161,6 +162,11 @@ def empty_figure(title: str, text: str, note: str = "") -> Figure:
         message(figure.add_subplot(), text)
         caption(figure, note)
         return finish(figure)
+
+
+def empty_chart(name: str, title: str, text: str, note: str) -> Chart:
+    """A chart with nothing to show: the image and the page caption both say why."""
+    return Chart(name, title, f"{text} {note}", empty_figure(title, text, note))
 
 
 def legend_outside(axes: Axes, **options: Any) -> None:

@@ -40,7 +40,7 @@ from tracker.charts.data import (
     span_text,
     weekly_lines,
 )
-from tracker.charts.figure import caption, empty_figure, finish, grid, new_figure
+from tracker.charts.figure import caption, empty_chart, finish, grid, new_figure
 from tracker.charts.markers import label_events, shade_weeks
 from tracker.charts.style import (
     EVENT,
@@ -153,7 +153,7 @@ def draw(
             "(or `tracker import` history) and come back next week."
         )
         note = f"Data: {span_text(analysis)}."
-        return Chart(NAME, TITLE, f"{text} {note}", empty_figure(TITLE, text, note))
+        return empty_chart(NAME, TITLE, text, note)
     shown, hidden = panels[:MAX_PANELS], panels[MAX_PANELS:]
     notes: dict[str, list[str]] = {}
     with styled():

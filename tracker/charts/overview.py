@@ -38,7 +38,14 @@ from tracker.charts.data import (
     targets_of,
     unit_of,
 )
-from tracker.charts.figure import caption, empty_figure, finish, grid, legend_entries, new_figure
+from tracker.charts.figure import (
+    caption,
+    empty_chart,
+    finish,
+    grid,
+    legend_entries,
+    new_figure,
+)
 from tracker.charts.markers import event_lines, label_events
 from tracker.charts.style import (
     draw_line,
@@ -90,7 +97,7 @@ def draw(analysis: Analysis, events: Sequence[Event]) -> Chart:
             "or load history with `tracker import FILE`."
         )
         note = f"Data: {span_text(analysis)}."
-        return Chart(NAME, TITLE, f"{text} {note}", empty_figure(TITLE, text, note))
+        return empty_chart(NAME, TITLE, text, note)
     sources = ordered_sources(lines)
     shown, hidden = sources[:MAX_PANELS], sources[MAX_PANELS:]
     covered = coverage(analysis, lines)

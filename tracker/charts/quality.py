@@ -32,7 +32,7 @@ from tracker.analysis.pipeline import Analysis
 from tracker.analysis.quality import DECREASE, DROPOUT, SPIKE, STEP
 from tracker.charts.base import Chart
 from tracker.charts.data import describe, iso, ordered_sources, span_text
-from tracker.charts.figure import caption, empty_figure, finish, message, new_figure
+from tracker.charts.figure import caption, empty_chart, finish, message, new_figure
 from tracker.charts.style import (
     DECREASE_COLOUR,
     OUTLIER_COLOUR,
@@ -143,7 +143,7 @@ def draw(analysis: Analysis) -> Chart:
             "`tracker report` shows here which days each source covered and what was flagged."
         )
         note = f"Data: {span_text(analysis)}."
-        return Chart(NAME, TITLE, f"{text} {note}", empty_figure(TITLE, text, note))
+        return empty_chart(NAME, TITLE, text, note)
     flags = _flags(analysis)
     placed = flags.merge(row_keys, on=["source", "platform", "metric"], how="inner")
     monthly = _monthly(flags)

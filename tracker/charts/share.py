@@ -27,7 +27,14 @@ from matplotlib.figure import Figure
 from tracker.analysis.pipeline import Analysis
 from tracker.charts.base import Chart
 from tracker.charts.data import by_source, iso, network_lines, ordered_sources, span_text
-from tracker.charts.figure import caption, empty_figure, finish, grid, legend_entries, new_figure
+from tracker.charts.figure import (
+    caption,
+    empty_chart,
+    finish,
+    grid,
+    legend_entries,
+    new_figure,
+)
 from tracker.charts.markers import event_lines, label_events
 from tracker.charts.style import (
     INK,
@@ -134,7 +141,7 @@ def draw(analysis: Analysis, events: Sequence[Event]) -> Chart:
             f"Data: {span_text(analysis)}. Shares are never computed across sources: "
             "see overview.png for them side by side."
         )
-        return Chart(NAME, TITLE, f"{text} {note}", empty_figure(TITLE, text, note))
+        return empty_chart(NAME, TITLE, text, note)
     shown = panels[:MAX_PANELS]
     notes: dict[str, list[str]] = {}
     with styled():
