@@ -65,7 +65,13 @@ def run_tracker(workdir: Path, urls: list[str], concurrency: int) -> tuple[float
             {
                 "database": "sqlite:///tracker.db",
                 "contact": "https://example.org/bench",
-                "http": {"timeout": 5, "deadline": 30, "concurrency": concurrency, "retries": 0},
+                "http": {
+                    "timeout": 5,
+                    "deadline": 30,
+                    "concurrency": concurrency,
+                    "retries": 0,
+                    "allow_hosts": ["127.0.0.1"],  # the fleet's loopback servers
+                },
                 "collectors": {"fediverse": {"instances": urls}},
             }
         )

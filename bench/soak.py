@@ -156,7 +156,13 @@ def soak(args: argparse.Namespace, workdir: Path, urls: list[str]) -> bool:
             {
                 "database": f"sqlite:///{db}",
                 "contact": "https://example.org/soak",
-                "http": {"timeout": 1, "deadline": 8, "retries": 0, "concurrency": 16},
+                "http": {
+                    "timeout": 1,
+                    "deadline": 8,
+                    "retries": 0,
+                    "concurrency": 16,
+                    "allow_hosts": ["127.0.0.1"],
+                },
                 "collectors": {"fediverse": {"instances": urls}},
             }
         ),

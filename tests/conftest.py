@@ -42,6 +42,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+TEST_ALLOW_HOSTS = ("127.0.0.1",)
+"""The only host the tests' configs exempt from the address rule; deny probes use others."""
+
+
 class Workspace:
     """A folder with a config.yaml and a database, and `tracker` run inside it."""
 
@@ -66,6 +70,9 @@ class Workspace:
                 "http": {"timeout": 5, "deadline": 10, "retries": 1},
             }
             base.update(data or {})
+            # The loopback test servers are IP literals, which the address rule
+            # refuses unless listed; a test that sets allow_hosts itself keeps its own.
+            base["http"] = {"allow_hosts": list(TEST_ALLOW_HOSTS), **(base["http"] or {})}
             text = yaml.safe_dump(base, allow_unicode=True, sort_keys=False)
         self.config.write_text(text, encoding="utf-8")
         return self.config

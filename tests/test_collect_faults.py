@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 import resource
 import signal
 import sqlite3
@@ -9,10 +12,22 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-from tests.conftest import Workspace, clean_env
+from sqlalchemy import event
+
+from tests.conftest import REPO, Workspace, clean_env
 from tests.support.loopback import Loopback
 from tests.support.sites import MastodonSpec, iso, slowed
+from tracker.collect import build_collectors
+from tracker.config import load_config
+from tracker.http.session import TargetSession
+from tracker.runner import Runner
+from tracker.storage.engine import open_database
+from tracker.storage.history import History
+from tracker.storage.store import Store
+from tracker.targets import Target
 
 NOW = datetime(2022, 11, 9, 12, 0, tzinfo=UTC)
 
@@ -95,6 +110,72 @@ def test_sigkill_mid_run_loses_nothing_committed(workspace: Workspace, loopback:
     with sqlite3.connect(workspace.db) as db:
         assert db.execute("SELECT status FROM runs WHERE id = 2").fetchone()[0] == "interrupted"
         assert db.execute("SELECT status FROM runs WHERE id = 3").fetchone()[0] == "ok"
+
+
+FINISHING_TOGETHER = 6
+KILLED_AT_WRITE = 4
+
+
+def finish_together_then_die(kill_at_write: int) -> None:
+    """Child process: collect the configured sites, all finishing at the same moment,
+    and SIGKILL itself as the writer starts writing the `kill_at_write`-th target."""
+    config = load_config(Path("config.yaml"))
+    [collector] = build_collectors(config)
+    engine = open_database(config.database)
+    attempts_written = itertools.count(1)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def kill_mid_write(*args: Any) -> None:
+        statement = args[2]
+        if statement.startswith("INSERT INTO attempts") and next(attempts_written) == kill_at_write:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    async def main() -> None:
+        together = asyncio.Barrier(FINISHING_TOGETHER)
+        fetch = collector.fetch
+
+        async def fetch_then_wait(target: Target, session: TargetSession, history: History) -> None:
+            await fetch(target, session, history)
+            await together.wait()  # every target finishes in the same moment
+
+        collector.fetch = fetch_then_wait  # type: ignore[method-assign]
+        await Runner(Store(engine), lambda: NOW).run(collector)
+
+    asyncio.run(main())
+
+
+def test_sigkill_loses_no_finished_target_only_the_one_being_written(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    """Each finished target is committed on its own: targets that finished together are
+    not held back to be written with others, so a kill loses only the one in hand."""
+    sites = [loopback.add(MastodonSpec().routes(NOW)) for _ in range(FINISHING_TOGETHER)]
+    workspace.write_config(
+        {
+            "http": {"concurrency": FINISHING_TOGETHER, "timeout": 5, "deadline": 30},
+            "collectors": {"fediverse": {"instances": [site.url for site in sites]}},
+        }
+    )
+    child = f"from {__name__} import finish_together_then_die as f; f({KILLED_AT_WRITE})"
+    result = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=workspace.root,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == -signal.SIGKILL, (result.returncode, result.stderr)
+
+    with sqlite3.connect(workspace.db) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        finished = db.execute("SELECT id, target, observations FROM attempts").fetchall()
+        assert len(finished) == KILLED_AT_WRITE - 1
+        for attempt_id, target, observations in finished:  # each one whole
+            assert observations == 39
+            assert count(db, f"SELECT COUNT(*) FROM fetches WHERE attempt_id = {attempt_id}") == 6
+            assert count(db, f"SELECT COUNT(*) FROM observations WHERE target = '{target}'") == 39
 
 
 def test_full_disk_exits_1_with_one_line_and_keeps_earlier_data(

@@ -25,6 +25,14 @@ def test_contract_example_loads_and_resolves_sqlite_path(tmp_path: Path) -> None
     assert config.collectors["fediverse"].enabled
 
 
+def test_allow_hosts_are_normalised(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "retries: 3}", "retries: 3, allow_hosts: ['127.0.0.1', '[::1]', Intra.Lan.]}"
+    )
+    config = parse_config(text, tmp_path / "c.yaml")
+    assert config.http_for("fediverse").allow_hosts == ("127.0.0.1", "::1", "intra.lan")
+
+
 def test_collector_http_overrides_only_given_keys(tmp_path: Path) -> None:
     text = GOOD + "    http: {timeout: 5}\n"
     config = parse_config(text, tmp_path / "c.yaml")
@@ -57,6 +65,14 @@ def test_config_file_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
             "http.retries: Input should be a valid integer",
         ),
         (GOOD.replace("per_host: 2", "per_hots: 2"), "http.per_hots: unknown key"),
+        (
+            GOOD.replace("retries: 3}", "retries: 3, allow_hosts: ['http://127.0.0.1:8080/']}"),
+            "http.allow_hosts: item 0: 'http://127.0.0.1:8080/': give a host, without scheme, port",
+        ),
+        (
+            GOOD + "    http: {allow_hosts: ['127.0.0.1']}\n",
+            "collectors.fediverse.http.allow_hosts: unknown key",
+        ),
         (GOOD + "colour: blue\n", "colour: unknown key"),
         (GOOD.replace("instances:", "instancez:"), "collectors.fediverse.instancez: unknown key"),
         (GOOD.replace("fediverse:", "fedivers:"), "collectors.fedivers: unknown collector"),

@@ -48,7 +48,7 @@ from tests.test_exchange import (
     ws,
 )
 from tests.test_reparse import collected, test_a_parser_fix_changes_exactly_what_it_fixes
-from tracker.storage.engine import open_database
+from tracker.storage.engine import head_revision, open_database
 from tracker.storage.schema import metadata, points
 
 REUSED = (
@@ -84,7 +84,7 @@ def test_the_workspace_really_is_postgresql(workspace: Workspace) -> None:
     assert workspace.db_url.startswith("postgresql+psycopg://postgres@127.0.0.1:")
     result = workspace.cli("db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert "upgraded from empty to 0001" in result.stdout
+    assert f"upgraded from empty to {head_revision()}" in result.stdout
     engine = create_engine(workspace.db_url)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version()")).scalar().startswith("PostgreSQL")  # type: ignore[union-attr]

@@ -255,9 +255,20 @@ def import_command(
 def reparse(
     config: ConfigOption = None,
     source: Annotated[str | None, typer.Option(help="Only this collector's attempts.")] = None,
-    since: DateOption = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            show_default=False,
+            help="Only runs with an attempt on or after this day (UTC); each such run is "
+            "reparsed whole, its attempts from before the day included.",
+        ),
+    ] = None,
 ) -> None:
-    """Rebuild observations from the payload archive (after a parser fix), without fetching."""
+    """Rebuild observations from the payload archive (after a parser fix), without fetching.
+
+    A run is reparsed whole (its points record the run, not the attempt), oldest first.
+    """
     from tracker.reparse import reparse as run_reparse
 
     settings = load_config(config)

@@ -72,6 +72,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _allow_hosts(value: tuple[str, ...]) -> tuple[str, ...]:
+    from tracker.targets import TargetError, normalise_host
+
+    hosts: list[str] = []
+    for index, text in enumerate(value):
+        if "/" in text or (text.count(":") == 1 and not text.startswith("[")):
+            raise ValueError(f"item {index}: {text!r}: give a host, without scheme, port or path")
+        try:
+            host = normalise_host(text)
+        except TargetError as exc:
+            raise ValueError(f"item {index}: {exc}") from None
+        hosts.append(host[1:-1] if host.startswith("[") else host)
+    return tuple(hosts)
+
+
+AllowHosts = Annotated[tuple[str, ...], AfterValidator(_allow_hosts)]
+"""Host names or IP literals (no port, no scheme) exempt from the address rule."""
+
+
 class HttpSettings(Strict):
     """How hard and how long the collectors may talk to one server."""
 
@@ -81,6 +100,10 @@ class HttpSettings(Strict):
     per_host: int = Field(2, ge=1, le=100, description="connections per host")
     max_bytes: int = Field(5_000_000, ge=1024, le=1_000_000_000, description="body size cap")
     retries: int = Field(3, ge=0, le=10, description="retries on 429, 5xx, lost connections")
+    allow_hosts: AllowHosts = ()
+    """Hosts the address rule lets through: IP literals, `localhost`, or names on a
+    private network (tracker/http/addresses.py). Global only: a collector's own
+    `http:` cannot widen it."""
 
 
 class HttpOverride(Strict):

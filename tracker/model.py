@@ -33,7 +33,9 @@ class Observation:
     `period` is '' for a reading at an instant, or 'day'/'week' for a value that
     covers the period starting at `observed_at`. `replace=False` marks a value
     that may fill a gap but must not overwrite a better one already stored
-    (see the Mastodon activity buckets).
+    (see the Mastodon activity buckets). `platform_known=False` marks a platform
+    the parser guessed (a fediverse server read through the Mastodon API because
+    its NodeInfo failed): it may name a new series, never rename an existing one.
     """
 
     platform: str
@@ -43,6 +45,7 @@ class Observation:
     observed_at: datetime
     period: Period = ""
     replace: bool = True
+    platform_known: bool = True
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Fetched:
     content_type: str | None = None
     elapsed_ms: int = 0
     attempts: int = 1
+    final_url: str | None = None
+    """Where the answer came from when redirects were followed (secrets removed)."""
 
     @property
     def ok(self) -> bool:
@@ -121,6 +126,8 @@ class Parsed:
     software: str | None = None
     version: str | None = None
     failure: Failure | None = None
+    platform_known: bool = True
+    """False when `platform` is a guess (see `Observation.platform_known`)."""
 
 
 @dataclass

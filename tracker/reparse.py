@@ -1,9 +1,14 @@
 """`tracker reparse`: rebuild observations from the payload archive after a parser fix.
 
-Attempts are replayed oldest first, each in its own transaction: the rows an
-attempt produced are replaced by what the current parser makes of its archived
-responses, and a later attempt then overwrites shared rows (weekly buckets) just
-as it did when it was first collected. Imported rows have no payloads and stay.
+Runs are replayed oldest first, each (run, source) in its own transaction: the
+rows a run produced are replaced by what the current parser makes of its archived
+responses, and a later run then overwrites shared rows (weekly buckets) just as
+it did when it was first collected. Imported rows have no payloads and stay.
+
+The unit is the whole run because a point records the run that wrote it, not the
+attempt: `--since DATE` reparses every run with an attempt at or after DATE whole,
+its attempts before DATE included (a run crossing midnight would otherwise lose
+the targets it polled before midnight).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from sqlalchemy import Connection, Engine, select, update
 from tracker.collectors import registry
 from tracker.collectors.base import Collector
 from tracker.config import Config
-from tracker.model import Fetched, Parsed, outcome_for
+from tracker.model import Fetched, Parsed, outcome_for, utc
 from tracker.storage.engine import write_transaction
 from tracker.storage.points import SeriesIds
 from tracker.storage.schema import attempts, fetches, payloads
@@ -88,6 +93,7 @@ def load_fetched(connection: Connection, attempt_id: int) -> tuple[list[Fetched]
                 content_type=row.content_type,
                 elapsed_ms=row.elapsed_ms,
                 attempts=row.attempts,
+                final_url=row.final_url,
             )
         )
     return records, complete
@@ -104,29 +110,16 @@ def reparse(
     """Replay the archive, one (run, source) at a time, oldest first.
 
     All points a run wrote for a source are dropped and rebuilt together, because one
-    attempt may write rows under other targets (a relay's per-host counts). A run whose
-    archive was partly pruned is left exactly as it is. Reparse never renames a
-    series' platform: an entry removed from the config would otherwise relabel history.
+    attempt may write rows under other targets (a relay's per-host counts) and a point
+    names only its run. So `since` selects whole runs: each (run, source) with an
+    attempt at or after it is replayed with all its attempts, earlier ones included.
+    A run whose archive was partly pruned is left exactly as it is. Reparse never
+    renames a series' platform: an entry removed from the config would otherwise
+    relabel history.
     """
     summary = ReparseSummary()
-    query = select(
-        attempts.c.id,
-        attempts.c.run_id,
-        attempts.c.source,
-        attempts.c.target,
-        attempts.c.started_at,
-    ).order_by(attempts.c.started_at, attempts.c.id)
-    if source:
-        query = query.where(attempts.c.source == source)
-    if since:
-        query = query.where(attempts.c.started_at >= since)
-    with engine.connect() as connection:
-        todo = connection.execute(query).all()
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for attempt in todo:
-        groups.setdefault((attempt.run_id, attempt.source), []).append(attempt)
     collectors: dict[str, Collector[Any] | str] = {}
-    for (run_id, name), group in groups.items():
+    for (run_id, name), group in _runs_to_replay(engine, source, since).items():
         collector = collectors.setdefault(name, _collector_for(config, name))
         if isinstance(collector, str):
             summary.skipped_sources[name] = collector
@@ -155,6 +148,42 @@ def reparse(
         if on_attempt:
             on_attempt()
     return summary
+
+
+def _runs_to_replay(
+    engine: Engine, source: str | None, since: datetime | None
+) -> dict[tuple[int, str], list[Any]]:
+    """The attempts to replay grouped by (run, source), oldest run first.
+
+    With `since`, a group is kept whole when any of its attempts started at or
+    after it: deleting a run's points and rebuilding only its later attempts
+    would drop the targets it polled before `since`.
+    """
+    since = utc(since) if since else None  # stored times are aware UTC, whole seconds
+    query = select(
+        attempts.c.id,
+        attempts.c.run_id,
+        attempts.c.source,
+        attempts.c.target,
+        attempts.c.started_at,
+    ).order_by(attempts.c.started_at, attempts.c.id)
+    if source:
+        query = query.where(attempts.c.source == source)
+    if since:
+        touched = select(attempts.c.run_id).where(attempts.c.started_at >= since)
+        query = query.where(attempts.c.run_id.in_(touched))
+    with engine.connect() as connection:
+        todo = connection.execute(query).all()
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for attempt in todo:
+        groups.setdefault((attempt.run_id, attempt.source), []).append(attempt)
+    if since:
+        groups = {
+            key: group
+            for key, group in groups.items()
+            if any(attempt.started_at >= since for attempt in group)
+        }
+    return groups
 
 
 def _outcome_after(parsed: Parsed) -> dict[str, Any]:

@@ -87,3 +87,50 @@ def test_thresholds_are_rules_not_constants() -> None:
     assert flags_of(points(values))[12] == "decrease"
     strict = flag_points(points(values), np.ones(30, bool), QualityRules(dropout_share=0.02))
     assert str(strict["flag"][12]) == "dropout"
+
+
+def test_a_reindex_step_in_the_last_seven_readings_is_flagged() -> None:
+    # Issue 10, item 5: 60 days of +100, then a tracker re-indexes 4 readings before the end.
+    values = steady(56) + [160_000 + 100 * i for i in range(4)]
+    frame = flag_points(points(values), np.ones(60, bool))
+    assert [i for i, flag in enumerate(frame["flag"]) if flag] == [56]
+    assert str(frame["flag"][56]) == "step"
+    assert frame["jump"][56] == values[56] - values[55]
+    growth = np.diff(adjusted(daily_values(frame).assign(cumulative=True)))
+    assert np.allclose(growth, [100] * 55 + [0] + [100] * 3)
+
+
+def test_a_reindex_step_on_the_very_last_reading_is_flagged() -> None:
+    values = [*steady(40), 200_000]  # holds to the end: nothing says it is growth
+    assert flags_of(points(values))[40] == "step"
+
+
+def test_a_reindex_step_in_the_first_seven_readings_is_flagged() -> None:
+    values = [100_000, 100_100, 100_200] + [150_300 + 100 * i for i in range(40)]
+    flags = flags_of(points(values))
+    assert flags[3] == "step"
+    assert [i for i, flag in enumerate(flags) if flag] == [3]
+
+
+def test_an_edge_step_is_neither_the_largest_weekly_gain_nor_growth() -> None:
+    from tracker.analysis.series import weekly_values
+    from tracker.analysis.summaries import series_stats
+
+    values = [100_000 + 7_000 * i for i in range(6)] + [140_000 + 7_000 * i for i in range(30)]
+    values += [500_000 + 7_000 * i for i in range(3)]  # a re-index two days before the end
+    frame = flag_points(points(values), np.ones(len(values), bool))
+    assert [i for i, flag in enumerate(frame["flag"]) if flag] == [36]
+    daily = daily_values(frame).assign(cumulative=True)
+    stats = series_stats(daily, weekly_values(daily), frame.iloc[0:0])
+    assert stats.table["best_week_change"].iloc[0] == 7 * 7_000
+
+
+def test_growth_near_the_ends_is_not_an_edge_step() -> None:
+    # A wave starting 5 readings before the end keeps growing: it is growth, not a step.
+    wave = steady(40) + [104_000 + 5_000 * (i + 1) for i in range(5)]
+    assert "step" not in flags_of(points(wave))
+    # Noisy readings at the start are not steps either: each change is typical of the rest.
+    noisy = [100_000 + int(v) for v in np.cumsum([0, 900, 1_100, 800, 1_200, 1_000] * 6)]
+    assert set(flags_of(points(noisy))) == {""}
+    # Too little to judge by: two readings say nothing of the typical change.
+    assert set(flags_of(points([100_000, 200_000]))) == {""}

@@ -118,32 +118,28 @@ def test_waves_are_weeks_well_above_their_trailing_median() -> None:
     assert waves(weeks, change, k=3, trailing=8, levels=levels) == []
 
 
-def test_a_relay_total_is_not_added_to_its_own_hosts() -> None:
-    from tracker.analysis.totals import aggregate_series
+def test_a_relay_is_its_sources_total_and_nothing_is_added_beside_it() -> None:
+    from tracker.analysis.totals import network_parts
 
+    relay = "relay:bsky.network"
+    rows = [
+        ("bluesky", "bluesky", relay, "users_total", 100),
+        ("bluesky", "bluesky", relay, "servers_total", 1),
+        ("bluesky", "bluesky", f"{relay}/banned.example", "users_total", 100_000),
+        ("bluesky", "bluesky", "pds.example.com", "users_total", 40),
+        ("bluesky", "bluesky", "pds.example.com", "users_active", 30),
+        ("joinmastodon", "mastodon", "joinmastodon", "users_total", 9_000_000),
+        ("joinmastodon", "mastodon", "joinmastodon", "servers_total", 9_000),
+    ]
     listing = pd.DataFrame(
-        {
-            "source": ["bluesky"] * 4 + ["joinmastodon"] * 2,
-            "platform": ["bluesky"] * 4 + ["mastodon"] * 2,
-            "target": [
-                "bsky.network",
-                "bsky.network",
-                "pds1.example",
-                "pds2.example",
-                "joinmastodon",
-                "joinmastodon",
-            ],
-            "metric": [
-                "users_total",
-                "servers_total",
-                "users_total",
-                "users_total",
-                "users_total",
-                "servers_total",
-            ],
-            "period": [""] * 6,
-        },
-        index=pd.Index([10, 11, 12, 13, 20, 21], name="series_id"),
-    )
-    # The relay's series stay out of the bluesky total; joinmastodon, alone, stays in.
-    assert aggregate_series(listing) == {10, 11}
+        rows, columns=["source", "platform", "target", "metric", "last_value"]
+    ).assign(period="", points=10)
+    listing.index = pd.Index([10, 11, 12, 13, 14, 20, 21], name="series_id")
+    found = network_parts(listing)
+    # The hosts and the PDS stay out of the accounts total; the PDS's active count, which
+    # the relay does not report, stays in; joinmastodon, alone, is its own total.
+    assert found.left_out == {12, 13}
+    assert found.sole == {
+        ("bluesky", "bluesky", "users_total"): relay,
+        ("bluesky", "bluesky", "servers_total"): relay,
+    }

@@ -4,8 +4,9 @@ The real datasets (tests/support/datasets.py) hold only network-wide series of
 single platforms, so the Japan and share charts would have nothing to draw from
 them. These rows imitate what the collectors store: daily readings of named
 servers (with a re-index step, a dropout and a three-day outage), weekly sign-ups,
-a Bluesky relay whose total sums its hosts, and daily page views of English and
-Japanese articles (Japanese titles included). Numbers are invented but shaped like
+a Bluesky relay whose total sums its active hosts (beside a banned one it lists), a
+PDS enumerated on its own, and daily page views of English and Japanese articles
+(Japanese titles included). Numbers are invented but shaped like
 the November 2022 wave; a fixed seed keeps them identical from run to run.
 """
 
@@ -52,7 +53,9 @@ ARTICLES = {
     "en.wikipedia/Cohost": ("cohost", 100, 20.0),
     "en.wikipedia/CounterSocial": ("countersocial", 30, 10.0),
 }
+RELAY = "relay:bsky.network"
 BLUESKY_HOSTS = {"morel.host.bsky.network": 40_000, "amanita.host.bsky.network": 55_000}
+BANNED_HOST = "banned.example"
 BLUESKY_START = date(2023, 2, 1)
 
 
@@ -110,9 +113,11 @@ def bluesky() -> Iterator[Row]:
         for host, base in BLUESKY_HOSTS.items():
             count = base + 300 * index
             total += count
-            yield ("bluesky", "bluesky", host, "users_total", "", _at(day), count)
-        yield ("bluesky", "bluesky", "bsky.network", "users_total", "", _at(day), total)
-        yield ("bluesky", "bluesky", "bsky.network", "servers_total", "", _at(day), 2)
+            yield ("bluesky", "bluesky", f"{RELAY}/{host}", "users_total", "", _at(day), count)
+        banned = f"{RELAY}/{BANNED_HOST}"  # listed by the relay, left out of its total
+        yield ("bluesky", "bluesky", banned, "users_total", "", _at(day), 70_000)
+        yield ("bluesky", "bluesky", RELAY, "users_total", "", _at(day), total)
+        yield ("bluesky", "bluesky", RELAY, "servers_total", "", _at(day), 2)
         yield ("bluesky", "bluesky", "pds.example.jp", "users_total", "", _at(day), 900 + index)
         yield ("bluesky", "bluesky", "pds.example.jp", "users_active", "", _at(day), 850 + index)
 

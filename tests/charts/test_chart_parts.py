@@ -103,10 +103,10 @@ def test_big_databases_keep_what_the_charts_draw() -> None:
         ("fediverse", "mastodon", "tiny.example", "users_total", "", 10),
         ("fediverse", "mastodon", "mstdn.jp", "users_total", "", 300_000),
         ("fediverse", "mastodon", "mid.example", "users_total", "", 50_000),
-        ("bluesky", "bluesky", "bsky.network", "servers_total", "", 3),
-        ("bluesky", "bluesky", "bsky.network", "users_total", "", 30_000_000),
-        ("bluesky", "bluesky", "host.example", "users_total", "", 5),
-        ("bluesky", "bluesky", "other.example", "users_total", "", 6),
+        ("bluesky", "bluesky", "relay:bsky.network", "servers_total", "", 3),
+        ("bluesky", "bluesky", "relay:bsky.network", "users_total", "", 30_000_000),
+        ("bluesky", "bluesky", "relay:bsky.network/host.example", "users_total", "", 5),
+        ("bluesky", "bluesky", "relay:bsky.network/other.example", "users_total", "", 6),
         ("wikipedia", "mixi", "ja.wikipedia/Mixi", "pageviews", "day", 1_000),
         ("joinmastodon", "mastodon", "joinmastodon", "users_total", "", 9_000_000),
     ]
@@ -117,7 +117,7 @@ def test_big_databases_keep_what_the_charts_draw() -> None:
     assert set(listing.loc[kept, "target"]) == {
         "mastodon.social",  # the largest of its source and platform
         "mstdn.jp",  # named in report.japan
-        "bsky.network",  # a relay: its total is the Bluesky line
+        "relay:bsky.network",  # a relay: its total is the Bluesky line
         "ja.wikipedia/Mixi",  # per-day values
         "joinmastodon",  # the only target of its source
     }

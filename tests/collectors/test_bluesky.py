@@ -22,6 +22,16 @@ def key(url: str) -> str:
     return url.removeprefix("http://")
 
 
+def relay_total(url: str) -> str:
+    """Where a relay's network total and `servers_total` are stored."""
+    return f"relay:{key(url)}"
+
+
+def relay_host(url: str, host: str) -> str:
+    """Where a relay's reading of one host is stored (a PDS keeps its plain key)."""
+    return f"relay:{key(url)}/{host}"
+
+
 def rows(workspace: Workspace) -> set[tuple[str, ...]]:
     exported = workspace.export()
     as_tuples = [tuple(row.values()) for row in exported]
@@ -60,19 +70,35 @@ def test_relay_and_pds_counts_match_what_the_servers_published(
     hosts = relay_spec.hosts
     active_hosts = [h for h in hosts if h["status"] == "active"]
     expected = {
-        ("bluesky", "bluesky", h["hostname"], "users_total", "", at, str(h["accountCount"]))
+        (
+            "bluesky",
+            "bluesky",
+            relay_host(relay.url, h["hostname"]),
+            "users_total",
+            "",
+            at,
+            str(h["accountCount"]),
+        )
         for h in hosts
     } | {
         (
             "bluesky",
             "bluesky",
-            key(relay.url),
+            relay_total(relay.url),
             "users_total",
             "",
             at,
             str(sum(h["accountCount"] for h in active_hosts)),
         ),
-        ("bluesky", "bluesky", key(relay.url), "servers_total", "", at, str(len(active_hosts))),
+        (
+            "bluesky",
+            "bluesky",
+            relay_total(relay.url),
+            "servers_total",
+            "",
+            at,
+            str(len(active_hosts)),
+        ),
         ("bluesky", "bluesky", key(pds.url), "users_total", "", at, "7"),
         ("bluesky", "bluesky", key(pds.url), "users_active", "", at, "5"),
         ("bluesky", "bluesky", key(pds.url), "registrations_open", "", at, "0"),
@@ -123,22 +149,49 @@ def test_relays_without_list_hosts_are_recorded_as_such(
         assert detail is not None and "com.atproto.sync.listHosts" in detail
     assert outcomes[key(good.url)][:2] == ("ok", None)
     assert {(r["target"], r["metric"], r["value"]) for r in workspace.export()} == {
-        ("pds.one.example", "users_total", "3"),
-        (key(good.url), "users_total", "3"),
-        (key(good.url), "servers_total", "1"),
+        (relay_host(good.url, "pds.one.example"), "users_total", "3"),
+        (relay_total(good.url), "users_total", "3"),
+        (relay_total(good.url), "servers_total", "1"),
     }
     assert "not_implemented" in workspace.run("status").stdout
 
 
-def test_one_url_as_relay_and_as_pds_is_two_attempts(
+def test_one_url_as_relay_and_as_pds_is_two_attempts_and_two_series(
     workspace: Workspace, loopback: Loopback
 ) -> None:
-    both = loopback.add({**RelaySpec().routes(), **PdsSpec(active=1, inactive=()).routes()})
+    """Issue 10, item 4: the relay's total of its hosts and the PDS's own listing
+    are different counts; each has its own series."""
+    relay_spec = RelaySpec()
+    both = loopback.add({**relay_spec.routes(), **PdsSpec(active=1, inactive=()).routes()})
     workspace.write_config(config([both.url], [both.url]))
     result = workspace.run("collect", TRACKER_NOW=iso(NOW))
     assert "bluesky: 2 targets: 2 ok" in result.stdout, result.stdout + result.stderr
-    metrics = {r["metric"] for r in workspace.export() if r["target"] == key(both.url)}
-    assert metrics == {"users_total", "users_active", "servers_total", "registrations_open"}
+    stored = {(r["target"], r["metric"]): r["value"] for r in workspace.export()}
+    active = [h for h in relay_spec.hosts if h["status"] == "active"]
+    assert stored[(relay_total(both.url), "users_total")] == str(
+        sum(h["accountCount"] for h in active)
+    )
+    assert stored[(relay_total(both.url), "servers_total")] == str(len(active))
+    assert {m: v for (t, m), v in stored.items() if t == key(both.url)} == {
+        "users_total": "1",
+        "users_active": "1",
+        "registrations_open": "0",
+    }
+
+
+def test_a_pds_the_relay_lists_keeps_its_own_count(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    pds = loopback.add(PdsSpec(active=2, inactive=("deactivated",)).routes())
+    listed = key(pds.url)  # the relay counts 50 accounts there; the PDS lists 3
+    relay = loopback.add(RelaySpec(hosts=[host(listed, 50), host("other.example", 4)]).routes())
+    workspace.write_config(config([relay.url], [pds.url]))
+    assert workspace.run("collect", TRACKER_NOW=iso(NOW)).returncode == 0
+    stored = {(r["target"], r["metric"]): r["value"] for r in workspace.export()}
+    assert stored[(listed, "users_total")] == "3"
+    assert stored[(relay_host(relay.url, listed), "users_total")] == "50"
+    assert stored[(relay_total(relay.url), "users_total")] == "54"
+    assert len(stored) == 3 + 3 + 1  # PDS: 3 metrics; relay: 2 hosts, total, servers
 
 
 def test_default_config_asks_the_real_relay_and_no_pds() -> None:

@@ -205,7 +205,8 @@ def test_each_hostile_server_is_recorded_with_its_kind(
 
 @pytest.mark.parametrize("name", [n for n, (outcome, _) in EXPECTED.items() if outcome == "failed"])
 def test_no_failed_listing_leaves_a_count(hostile_run: dict[str, Any], name: str) -> None:
-    metrics = stored(hostile_run, key(hostile_run["urls"][name]))
+    target = key(hostile_run["urls"][name])
+    metrics = stored(hostile_run, target) | stored(hostile_run, f"relay:{target}")
     assert set(metrics) <= {"registrations_open"}, metrics
 
 
@@ -221,12 +222,14 @@ def test_a_pds_failing_mid_listing_keeps_its_registration_state(
 def test_healthy_servers_lose_nothing(hostile_run: dict[str, Any]) -> None:
     relay, relay_spec = hostile_run["healthy_relay"]
     active = [h for h in relay_spec.hosts if h["status"] == "active"]
-    assert stored(hostile_run, key(relay.url)) == {
+    assert stored(hostile_run, f"relay:{key(relay.url)}") == {
         "users_total": str(sum(h["accountCount"] for h in active)),
         "servers_total": str(len(active)),
     }
     for entry in relay_spec.hosts:
-        assert stored(hostile_run, entry["hostname"]) == {"users_total": str(entry["accountCount"])}
+        assert stored(hostile_run, f"relay:{key(relay.url)}/{entry['hostname']}") == {
+            "users_total": str(entry["accountCount"])
+        }
     pds_site, _ = hostile_run["healthy_pds"]
     assert stored(hostile_run, key(pds_site.url)) == {
         "users_total": "5",
@@ -245,17 +248,17 @@ def test_lies_are_rejected_with_reasons_and_truths_kept(hostile_run: dict[str, A
         "liar-string.example: not a number",
         "not a valid host name",
     }
-    assert stored(hostile_run, "honest-string.example") == {"users_total": "40"}
-    assert stored(hostile_run, "no-status.example") == {"users_total": "2"}
-    assert stored(hostile_run, "no-count.example") == {}
-    assert stored(hostile_run, relay) == {"users_total": "42", "servers_total": "2"}
+    assert stored(hostile_run, f"relay:{relay}/honest-string.example") == {"users_total": "40"}
+    assert stored(hostile_run, f"relay:{relay}/no-status.example") == {"users_total": "2"}
+    assert stored(hostile_run, f"relay:{relay}/no-count.example") == {}
+    assert stored(hostile_run, f"relay:{relay}") == {"users_total": "42", "servers_total": "2"}
 
 
 def test_retry_after_is_honoured(hostile_run: dict[str, Any]) -> None:
     target = key(hostile_run["urls"]["relay_429_then_ok"])
     first = next(row for row in hostile_run["fetch_log"] if row[0] == target)
     assert first[4] == 2 and first[5] >= 900  # two tries, about a second apart
-    assert stored(hostile_run, "flaky.example") == {"users_total": "8"}
+    assert stored(hostile_run, f"relay:{target}/flaky.example") == {"users_total": "8"}
 
 
 def test_loops_and_endless_listings_stop(hostile_run: dict[str, Any]) -> None:

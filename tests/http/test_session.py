@@ -18,7 +18,7 @@ NOW = datetime(2022, 11, 8, 14, 0, tzinfo=UTC)
 
 def context(**settings: float) -> HttpContext:
     return HttpContext(
-        settings=HttpSettings(**settings),  # type: ignore[arg-type]
+        settings=HttpSettings(allow_hosts=("127.0.0.1",), **settings),  # type: ignore[arg-type]
         user_agent="tracker/test (+https://example.org)",
         clock=lambda: NOW,
         secrets=("s3cr3t-key",),

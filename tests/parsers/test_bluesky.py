@@ -16,6 +16,13 @@ from tracker.sanity import Rejection
 NOW = datetime(2024, 11, 20, 12, 0, tzinfo=UTC)
 RELAY = "bsky.network"
 PDS = "pds.example.org"
+TOTAL = f"relay:{RELAY}"
+"""The relay's own series (network total, hosts counted); a PDS keeps its plain key."""
+
+
+def at_relay(host: str) -> str:
+    """The target of the relay's reading of one host."""
+    return f"relay:{RELAY}/{host}"
 
 
 def page(kind: str, body: Any, status: int = 200, **extra: Any) -> Fetched:
@@ -246,9 +253,9 @@ def test_relay_records_every_host_and_totals_the_active_ones() -> None:
     parsed = parse_relay([page(p.LIST_HOSTS, document), page(p.LIST_HOSTS, {"hosts": []})])
     hosts = document["hosts"]
     active = [h for h in hosts if h["status"] == "active"]
-    expected = {(h["hostname"], "users_total"): h["accountCount"] for h in hosts}
-    expected[(RELAY, "users_total")] = sum(h["accountCount"] for h in active)
-    expected[(RELAY, "servers_total")] = len(active)
+    expected = {(at_relay(h["hostname"]), "users_total"): h["accountCount"] for h in hosts}
+    expected[(TOTAL, "users_total")] = sum(h["accountCount"] for h in active)
+    expected[(TOTAL, "servers_total")] = len(active)
     assert values(parsed) == expected
     assert parsed.failure is None and parsed.rejections == []
 
@@ -267,11 +274,11 @@ def test_relay_host_names_are_normalised_and_bad_ones_refused() -> None:
     ]
     parsed = parse_relay(relay_pages(hosts, []))
     assert values(parsed) == {
-        ("pds.example.org", "users_total"): 7,
-        ("xn--bcher-kva.example", "users_total"): 3,
-        ("self.host:2583", "users_total"): 1,
-        (RELAY, "users_total"): 11,
-        (RELAY, "servers_total"): 3,
+        (at_relay("pds.example.org"), "users_total"): 7,
+        (at_relay("xn--bcher-kva.example"), "users_total"): 3,
+        (at_relay("self.host:2583"), "users_total"): 1,
+        (TOTAL, "users_total"): 11,
+        (TOTAL, "servers_total"): 3,
     }
     reasons = sorted(r.reason for r in parsed.rejections)
     assert reasons == sorted(
@@ -298,12 +305,12 @@ def test_relay_lies_are_refused_per_host_and_left_out_of_the_total() -> None:
     ]
     parsed = parse_relay(relay_pages(hosts, []))
     assert values(parsed) == {
-        ("e.example", "users_total"): 10,
-        ("f.example", "users_total"): 20,
-        ("g.example", "users_total"): 30,
-        ("h.example", "users_total"): 40,
-        (RELAY, "users_total"): 10,
-        (RELAY, "servers_total"): 1,
+        (at_relay("e.example"), "users_total"): 10,
+        (at_relay("f.example"), "users_total"): 20,
+        (at_relay("g.example"), "users_total"): 30,
+        (at_relay("h.example"), "users_total"): 40,
+        (TOTAL, "users_total"): 10,
+        (TOTAL, "servers_total"): 1,
     }
     assert {r.reason.split(":")[0] for r in parsed.rejections} == {
         "a.example",
@@ -316,8 +323,8 @@ def test_relay_lies_are_refused_per_host_and_left_out_of_the_total() -> None:
 def test_relay_total_above_the_plausible_maximum_is_refused() -> None:
     hosts = [{"hostname": f"h{i}.example", "accountCount": 9_000_000_000} for i in range(2)]
     parsed = parse_relay(relay_pages(hosts, []))
-    assert (RELAY, "users_total") not in values(parsed)
-    assert values(parsed)[(RELAY, "servers_total")] == 2
+    assert (TOTAL, "users_total") not in values(parsed)
+    assert values(parsed)[(TOTAL, "servers_total")] == 2
     assert [r.reason.split(":")[0] for r in parsed.rejections] == ["total"]
 
 
@@ -325,7 +332,9 @@ def test_relay_cut_off_keeps_the_hosts_read_but_stores_no_total() -> None:
     hosts = pl.payload("bluesky/listHosts_relay.json")["hosts"]
     records = [*relay_pages(hosts[:2]), failed(p.LIST_HOSTS, 503, "http_503", b"busy")]
     parsed = parse_relay(records)
-    assert values(parsed) == {(h["hostname"], "users_total"): h["accountCount"] for h in hosts[:2]}
+    assert values(parsed) == {
+        (at_relay(h["hostname"]), "users_total"): h["accountCount"] for h in hosts[:2]
+    }
     assert parsed.failure is not None and parsed.failure.kind == "http_503"
     assert "partial count is not stored" in parsed.failure.detail
 
@@ -365,3 +374,44 @@ def test_parsers_are_pure_and_repeatable() -> None:
     first, second = parse_relay(records), parse_relay(records)
     assert first == second
     assert all(isinstance(o, Observation) for o in first.observations)
+
+
+def test_relay_and_pds_readings_of_one_server_are_different_series() -> None:
+    """Issue 10, item 4: a URL that is both relay and PDS, and a PDS the relay also
+    lists, must not write two different counts into one series."""
+    hosts = [
+        {"hostname": RELAY, "accountCount": 40, "status": "active"},  # the relay lists itself
+        {"hostname": PDS, "accountCount": 9, "status": "active"},
+    ]
+    relay = parse_relay(relay_pages(hosts, []))
+    as_pds = [describe(), *repos_pages([{"did": "did:plc:a", "active": True}], [])]
+    pds_of_relay = p.parse_pds(RELAY, as_pds, NOW, 100)
+    pds = parse_pds(as_pds)
+    assert values(relay) == {
+        (TOTAL, "users_total"): 49,
+        (TOTAL, "servers_total"): 2,
+        (at_relay(RELAY), "users_total"): 40,
+        (at_relay(PDS), "users_total"): 9,
+    }
+    relay_keys = set(values(relay))
+    assert relay_keys.isdisjoint(values(pds_of_relay)) and relay_keys.isdisjoint(values(pds))
+    assert (RELAY, "users_total") in values(pds_of_relay) and (PDS, "users_total") in values(pds)
+
+
+def test_a_host_too_long_to_store_under_the_relay_is_refused() -> None:
+    label = "a" * 63
+    longest = ".".join([label, label, label, "b" * 61])  # 253 characters: a valid name
+    hosts = [
+        {"hostname": longest, "accountCount": 5, "status": "active"},
+        {"hostname": "ok.example", "accountCount": 2, "status": "active"},
+    ]
+    parsed = parse_relay(relay_pages(hosts, []))
+    assert values(parsed) == {
+        (at_relay("ok.example"), "users_total"): 2,
+        (TOTAL, "users_total"): 2,
+        (TOTAL, "servers_total"): 1,
+    }
+    assert [r.reason for r in parsed.rejections] == [
+        "host name too long to store under relay:bsky.network (255 characters at most)"
+    ]
+    assert all(len(target) <= 255 for target, _ in values(parsed))

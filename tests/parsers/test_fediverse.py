@@ -82,7 +82,7 @@ def test_activity_bucket_goes_to_the_week_it_mostly_covers() -> None:
     # 1667311392 = Tue 2022-11-01 14:03 UTC: the window Tue..Mon lies mostly in the
     # ISO week of Monday 2022-10-31.
     document = payload("mastodon/instance_activity.json")
-    observations, rejected = p.read_activity(document, "mastodon", "m.s")
+    observations, rejected = p.read_activity(document, "mastodon", "m.s", NOW)
     assert not rejected
     by_week = {(o.metric, o.observed_at): o.value for o in observations}
     assert by_week[("registrations", datetime(2022, 10, 31, tzinfo=UTC))] == 92411
@@ -99,9 +99,13 @@ def test_aligned_buckets_replace_and_hostile_buckets_are_rejected() -> None:
         {"week": "soon", "statuses": "1", "logins": "1", "registrations": "1"},
         "garbage",
     ]
-    observations, rejected = p.read_activity(document, "mastodon", "t")
+    observations, rejected = p.read_activity(document, "mastodon", "t", NOW)
     assert [(o.metric, o.value, o.replace) for o in observations] == [("registrations", 7, True)]
-    assert {r.reason for r in rejected} == {"negative count", "not a number"}
+    assert {r.reason for r in rejected} == {
+        "negative count",
+        "not a number",
+        "activity bucket is not an object",
+    }
 
 
 def test_misskey_uses_local_counts_not_federated_ones() -> None:
@@ -255,3 +259,138 @@ def test_mastodon_without_nodeinfo_uses_v1_instance() -> None:
 )
 def test_platform_families(software: str, family: str) -> None:
     assert p.platform_of(software) == family
+
+
+# Issue 10, item 3: a platform guessed from the Mastodon fallback is marked as a guess,
+# so storage never lets it overwrite the platform NodeInfo taught.
+
+
+def test_platform_from_nodeinfo_is_evidence() -> None:
+    parsed = p.parse_fediverse(
+        "pl", [record(p.NODEINFO, payload("nodeinfo/pleroma_2.0.json"))], NOW
+    )
+    assert (parsed.platform, parsed.platform_known) == ("pleroma", True)
+    assert parsed.observations
+    assert all(o.platform == "pleroma" and o.platform_known for o in parsed.observations)
+
+
+def test_platform_from_the_mastodon_fallback_is_a_guess() -> None:
+    records = [
+        record(p.WELLKNOWN, {}, status=502, error_kind="http_502"),
+        record(p.INSTANCE_V1, payload("mastodon/instance_v1.json")),
+        record(p.ACTIVITY, payload("mastodon/instance_activity.json")),
+    ]
+    parsed = p.parse_fediverse("pl", records, NOW)
+    assert parsed.failure is None
+    assert (parsed.platform, parsed.platform_known) == ("mastodon", False)
+    assert {o.period for o in parsed.observations} == {"", "week"}
+    assert not any(o.platform_known for o in parsed.observations)
+
+
+@pytest.mark.parametrize(
+    ("version", "platform"),
+    [
+        ("2.7.2 (compatible; Pleroma 2.5.0)", "pleroma"),
+        ("2.7.2 (compatible; Akkoma 3.10.4)", "pleroma"),
+        ("3.5.3 (compatible; Pixelfed 0.12.3)", "pixelfed"),
+        ("4.3.2", "mastodon"),
+        ("0.17.3 git-1234abc", "mastodon"),
+    ],
+)
+def test_the_fallback_guess_reads_a_compatible_version(version: str, platform: str) -> None:
+    document = payload("mastodon/instance_v1.json")
+    document["version"] = version
+    parsed = p.parse_fediverse("x", [record(p.INSTANCE_V1, document)], NOW)
+    assert (parsed.platform, parsed.platform_known) == (platform, False)
+
+
+# Issue 10, item 6: the partial activity bucket, and buckets that cannot be read.
+
+
+def _weekly(observations: list[Observation]) -> dict[tuple[str, datetime], int]:
+    return {(o.metric, o.observed_at): o.value for o in observations if o.period == "week"}
+
+
+def test_a_rejected_partial_bucket_does_not_cost_the_newest_complete_week() -> None:
+    from tests.support.payloads import aligned_activity
+
+    rows = [(100 + i, 50 + i, 10 + i) for i in range(12)]
+    document: list[Any] = aligned_activity(NOW, rows)
+    document[0]["week"] = "soon"  # the current, partial ISO week (Monday 2022-11-07)
+    observations, rejected = p.read_activity(document, "mastodon", "t", NOW)
+    weeks = {at for _, at in _weekly(observations)}
+    assert datetime(2022, 11, 7, tzinfo=UTC) not in weeks
+    # The newest complete week, 2022-10-31, is kept: 11 complete weeks in all.
+    assert max(weeks) == datetime(2022, 10, 31, tzinfo=UTC)
+    assert len(weeks) == 11
+    assert _weekly(observations)[("statuses", datetime(2022, 10, 31, tzinfo=UTC))] == 101
+    assert [(r.metric, r.raw, r.reason) for r in rejected] == [
+        ("activity.week", "soon", "not a number")
+    ]
+
+
+def test_a_partial_bucket_that_is_no_object_does_not_cost_a_rolling_week() -> None:
+    # Current Mastodon: rolling windows; the newest (2022-11-08 14:03) holds today only.
+    document: list[Any] = payload("mastodon/instance_activity.json")
+    document[0] = "garbage"
+    observations, rejected = p.read_activity(document, "mastodon", "m.s", NOW)
+    weekly = _weekly(observations)
+    # The window 2022-11-01 14:03 .. 2022-11-08 14:03 ended before NOW: it is complete.
+    assert weekly[("registrations", datetime(2022, 10, 31, tzinfo=UTC))] == 92411
+    assert len(weekly) == 11 * 3
+    assert [r.reason for r in rejected] == ["activity bucket is not an object"]
+
+
+def test_a_rejected_old_bucket_still_leaves_the_partial_one_out() -> None:
+    from tests.support.payloads import aligned_activity
+
+    document: list[Any] = aligned_activity(NOW, [(1, 1, 1)] * 12)
+    document[5] = {"statuses": "1", "logins": "1", "registrations": "1"}  # no week
+    observations, rejected = p.read_activity(document, "mastodon", "t", NOW)
+    weeks = {at for _, at in _weekly(observations)}
+    assert max(weeks) == datetime(2022, 10, 31, tzinfo=UTC)  # 2022-11-07 is partial
+    assert len(weeks) == 10
+    assert [(r.metric, r.reason) for r in rejected] == [
+        ("activity.week", "activity bucket without a week")
+    ]
+
+
+def test_every_unreadable_bucket_has_a_rejection() -> None:
+    monday = int(datetime(2022, 10, 31, tzinfo=UTC).timestamp())
+    document = [
+        {"week": str(monday + 7 * 86400), "statuses": "1", "logins": "1", "registrations": "1"},
+        {"week": str(monday), "statuses": "2", "logins": "2", "registrations": "2"},
+        ["not", "an", "object"],
+        17,
+        {"statuses": "3", "logins": "3", "registrations": "3"},
+        {"week": None, "statuses": "4"},
+    ]
+    observations, rejected = p.read_activity(document, "mastodon", "t", NOW)
+    assert {o.value for o in observations} == {2}
+    assert sorted((r.metric, r.raw, r.reason) for r in rejected) == [
+        ("activity", "17", "activity bucket is not an object"),
+        ("activity", "['not', 'an', 'object']", "activity bucket is not an object"),
+        ("activity.week", "(absent)", "activity bucket without a week"),
+        ("activity.week", "(absent)", "activity bucket without a week"),
+    ]
+
+
+def test_a_rolling_window_that_ended_as_the_server_answered_is_complete() -> None:
+    # The server computed its answer at 2022-11-08 14:03:12, a little after our request
+    # began: the window ending then is complete, the one starting then is partial.
+    document: list[Any] = payload("mastodon/instance_activity.json")
+    document[0] = {"week": None}
+    asked = datetime(2022, 11, 8, 14, 2, 40, tzinfo=UTC)
+    observations, _ = p.read_activity(document, "mastodon", "m.s", asked)
+    assert ("registrations", datetime(2022, 10, 31, tzinfo=UTC)) in _weekly(observations)
+
+
+def test_a_week_after_the_answer_is_rejected_not_taken_for_the_partial_one() -> None:
+    from tests.support.payloads import aligned_activity
+
+    document: list[Any] = aligned_activity(NOW, [(1, 1, 1)] * 12)
+    document.append({"week": str(int(datetime(2031, 1, 6, tzinfo=UTC).timestamp()))})
+    observations, rejected = p.read_activity(document, "mastodon", "t", NOW)
+    weeks = {at for _, at in _weekly(observations)}
+    assert max(weeks) == datetime(2022, 10, 31, tzinfo=UTC)  # the partial week stays out
+    assert [r.reason for r in rejected] == ["a week in the future"]

@@ -91,3 +91,14 @@ def test_not_an_array_or_nothing_usable() -> None:
         parse_statistics({"error": "nope"}, NOW)
     parsed = parse_statistics([], NOW)
     assert parsed.failure is not None and parsed.failure.kind == "bad_shape"
+
+
+def test_a_day_after_the_observation_day_is_rejected() -> None:
+    # NOW is 2025-10-15 06:00 UTC: the 15th is today (kept), the 16th is the future.
+    element = {"server_count": "1", "user_count": "2", "active_user_count": "1"}
+    document = [{"period": day, **element} for day in ("2025-10-15", "2025-10-16")]
+    parsed = parse_statistics(document, NOW)
+    assert {o.observed_at.date().isoformat() for o in parsed.observations} == {"2025-10-15"}
+    assert [(r.metric, r.raw, r.reason) for r in parsed.rejections] == [
+        ("period", "2025-10-16", "a day in the future")
+    ]

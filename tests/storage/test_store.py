@@ -105,6 +105,25 @@ def test_a_target_is_written_whole_or_not_at_all(engine: Engine) -> None:
             assert connection.execute(select(func.count()).select_from(table)).scalar() == 0
 
 
+def test_write_target_commits_each_target_on_its_own(engine: Engine) -> None:
+    """A target the database refuses takes no other target with it (the runner's commits)."""
+    store = Store(engine)
+    run_id = store.start_run("fediverse", T0)
+
+    def result(target: str, platform: str | None) -> TargetResult:
+        reading = Observation(platform, target, "users_total", 10, T0)  # type: ignore[arg-type]
+        return TargetResult("fediverse", target, "ok", T0, [], Parsed(observations=[reading]))
+
+    assert store.write_target(run_id, result("a.example", "mastodon")) == 1
+    with pytest.raises(IntegrityError):
+        store.write_target(run_id, result("b.example", None))
+    assert store.write_target(run_id, result("c.example", "mastodon")) == 1
+    with engine.connect() as connection:
+        stored_targets = connection.execute(select(attempts.c.target).order_by(attempts.c.id))
+        assert stored_targets.scalars().all() == ["a.example", "c.example"]
+    assert [value for _, _, value in stored(engine)] == [10, 10]
+
+
 def test_a_reader_does_not_block_a_write(engine: Engine, tmp_path: Path) -> None:
     reader = sqlite3.connect(tmp_path / "db" / "tracker.db")
     reader.execute("BEGIN")

@@ -93,10 +93,15 @@ class Site:
     requests: list[Request] = field(default_factory=list)
     server: asyncio.Server | None = None
     port: int = 0
+    host: str = "127.0.0.1"
+    """Where it listens: deny-rule probes listen on other loopback addresses."""
+    connections: int = 0
+    """Connections accepted, whether or not a request followed."""
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def count(self, path: str) -> int:
         return sum(1 for request in self.requests if request.path == path)
@@ -177,6 +182,7 @@ async def _send(writer: asyncio.StreamWriter, reply: Reply, keep_alive: bool) ->
 
 def _handler(site: Site) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        site.connections += 1
         try:
             while True:
                 request = await _read_request(reader)
@@ -203,15 +209,15 @@ class Loopback:
         self.thread.start()
         self.sites: list[Site] = []
 
-    def add(self, routes: Routes) -> Site:
-        site = Site(routes)
+    def add(self, routes: Routes, host: str = "127.0.0.1") -> Site:
+        site = Site(routes, host=host)
         future = asyncio.run_coroutine_threadsafe(self._start(site), self.loop)
         future.result(timeout=10)
         self.sites.append(site)
         return site
 
     async def _start(self, site: Site) -> None:
-        site.server = await asyncio.start_server(_handler(site), "127.0.0.1", 0, backlog=512)
+        site.server = await asyncio.start_server(_handler(site), site.host, 0, backlog=512)
         site.port = site.server.sockets[0].getsockname()[1]
 
     def close(self) -> None:
@@ -244,3 +250,34 @@ def dead_url() -> str:
     probe.bind(("127.0.0.1", 0))
     _RESERVED.append(probe)
     return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+DENY_SPELLINGS = (
+    "http://127.0.0.2:{alt}",
+    "http://localhost:{lo}",
+    "http://[::1]:{v6}",
+    "http://0.0.0.0:{lo}",
+    "http://[::ffff:127.0.0.1]:{lo}",
+    "http://[64:ff9b::7f00:1]:{lo}",
+)
+"""Loopback targets the address rule must refuse while `allow_hosts` lists only
+127.0.0.1: each names a probe server below, so a connection that got through
+would be counted. (Never a private-range or public address: those are not ours.)"""
+
+
+def start_probes(loopback: Loopback) -> dict[str, Site]:
+    """Probe servers on 127.0.0.2, ::1 and 127.0.0.1 that answer anything with a number."""
+    trap = Reply(200, {"users": 424242, "usage": {"users": {"total": 424242}}})
+    return {name: loopback.add({"*": trap}, host=host) for name, host in PROBE_HOSTS.items()}
+
+
+PROBE_HOSTS = {"alt": "127.0.0.2", "v6": "::1", "lo": "127.0.0.1"}
+
+
+def probe_urls(probes: dict[str, Site]) -> list[str]:
+    ports = {name: site.port for name, site in probes.items()}
+    return [spelling.format(**ports) for spelling in DENY_SPELLINGS]
+
+
+def probe_connections(probes: dict[str, Site]) -> dict[str, int]:
+    return {site.url: site.connections for site in probes.values() if site.connections}

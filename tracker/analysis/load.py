@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
@@ -57,14 +58,19 @@ def load_series(engine: Engine, filters: Filters = EVERYTHING) -> pd.DataFrame:
 def load_points(
     engine: Engine, filters: Filters = EVERYTHING, ids: Sequence[int] | None = None
 ) -> Points:
-    """Points of the matching series (or exactly `ids`) in the time range, bounded memory."""
+    """Points of the matching series (or exactly `ids`) in the time range, bounded memory.
+
+    The rows are counted first, to size the arrays once, then selected; both
+    statements read one snapshot of the database (`_snapshot`), so a collection
+    committing meanwhile neither cuts rows off nor adds half of its own.
+    """
     meta = load_series(engine, filters)
     if ids is not None:
         meta = meta.loc[meta.index.intersection(list(ids))]
     if meta.empty:
         return Points(meta, _empty_points())
     where = _points_where([int(i) for i in meta.index], filters)
-    with engine.connect() as connection:
+    with _snapshot(engine) as connection:
         count = f"SELECT COUNT(*) FROM points WHERE {where}"  # noqa: S608 - integers only
         total = int(connection.exec_driver_sql(count).scalar() or 0)
         columns = [np.empty(total, dtype=np.int64) for _ in range(3)]
@@ -76,10 +82,10 @@ def load_points(
         for chunk in _driver_rows(connection, sql):
             flat = itertools.chain.from_iterable(chunk)
             block = np.fromiter(flat, dtype=np.int64, count=3 * len(chunk)).reshape(-1, 3)
-            end = min(filled + len(block), total)  # a writer may add rows meanwhile
+            columns = _with_room(columns, filled + len(block))
             for index, column in enumerate(columns):
-                column[filled:end] = block[: end - filled, index]
-            filled = end
+                column[filled : filled + len(block)] = block[:, index]
+            filled += len(block)
     frame = pd.DataFrame(
         {
             name: column[:filled]
@@ -88,6 +94,30 @@ def load_points(
         copy=False,
     )
     return Points(meta, frame)
+
+
+def _snapshot(engine: Engine) -> Connection:
+    """A connection whose statements all read one snapshot of the database.
+
+    PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot:
+    rows committed between the count and the select would make them disagree, so
+    the reading transaction is REPEATABLE READ (read-only: nothing can conflict).
+    SQLite already reads one snapshot from the first statement of its `BEGIN`
+    (see `tracker.storage.engine`) until the connection closes.
+    """
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection = connection.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+    return connection
+
+
+def _with_room(columns: list[npt.NDArray[np.int64]], size: int) -> list[npt.NDArray[np.int64]]:
+    """The columns, grown to hold `size` rows if the count fell short: never cut rows."""
+    if size <= len(columns[0]):
+        return columns
+    return [np.resize(column, max(size, 2 * len(column))) for column in columns]
 
 
 def _points_where(ids: list[int], filters: Filters) -> str:

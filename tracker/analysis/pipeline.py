@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, ColumnElement, Engine, ScalarSelect, func, select, type_coerce
 
@@ -22,8 +23,9 @@ from tracker.analysis.quality import OUTLIERS, QualityRules, flag_points
 from tracker.analysis.series import daily_values, period_sums, weekly_values
 from tracker.analysis.summaries import SeriesStats, series_stats
 from tracker.analysis.totals import (
+    GroupKey,
     TotalsAccumulator,
-    aggregate_series,
+    network_parts,
     period_totals,
     weekly_totals,
 )
@@ -55,6 +57,8 @@ class Analysis:
     first_day: int | None = None
     last_day: int | None = None
     kept: set[int] = field(default_factory=set)
+    network_targets: dict[GroupKey, str] = field(default_factory=dict)
+    """Totals that are one aggregate target's own series (a relay), with that target."""
 
     @property
     def empty(self) -> bool:
@@ -153,12 +157,12 @@ def analyse(
         for source, last in listing.groupby("source")["last_t"].max().items()
     }
     totals = TotalsAccumulator(first_day, last_day, carry_days)
-    networks = aggregate_series(listing)
+    networks = network_parts(listing)
     bounds = Filters(since=filters.since, until=filters.until)
     daily_parts, weekly_parts, outlier_parts, stat_parts = [], [], [], []
     instant = listing[listing["period"] == ""]
     for ids in _chunks(instant, chunk_points):
-        frame = load_points(engine, bounds, ids).frame
+        frame = _listed(load_points(engine, bounds, ids).frame, listing)
         cumulative = meta.loc[frame["series_id"], "metric"].isin(CUMULATIVE_METRICS).to_numpy()
         flagged = flag_points(frame.assign(cumulative=cumulative), cumulative, rules)
         del frame
@@ -166,7 +170,7 @@ def analyse(
         weekly = weekly_values(daily)
         outliers = flagged[flagged["flag"].isin(OUTLIERS)]
         del flagged
-        totals.add(daily[~daily["series_id"].isin(networks)], meta, source_last_day)
+        totals.add(daily[~daily["series_id"].isin(networks.left_out)], meta, source_last_day)
         stat_parts.append(series_stats(daily, weekly, outliers))
         daily_parts.append(daily[daily["series_id"].isin(kept)])
         weekly_parts.append(weekly[weekly["series_id"].isin(kept)])
@@ -174,7 +178,7 @@ def analyse(
     period_daily_parts, period_weekly_parts = [], []
     for period in ("day", "week"):
         for ids in _chunks(listing[listing["period"] == period], chunk_points):
-            frame = load_points(engine, bounds, ids).frame
+            frame = _listed(load_points(engine, bounds, ids).frame, listing)
             period_weekly_parts.append(period_sums(frame, period))
             chosen = frame[frame["series_id"].isin(kept)]
             period_daily_parts.append(chosen.assign(day=day_of(chosen["t"].to_numpy())))
@@ -194,7 +198,24 @@ def analyse(
         first_day=first_day,
         last_day=last_day,
         kept=kept,
+        network_targets=networks.sole,
     )
+
+
+def _listed(frame: pd.DataFrame, listing: pd.DataFrame) -> pd.DataFrame:
+    """The points within the span the listing found for their series.
+
+    Each chunk is read in its own snapshot, after the listing: readings a collection
+    committed meanwhile outside that span (a new day, a backfill of older ones) would
+    fall outside the days the totals were sized for. They wait for the next report.
+    """
+    ids = listing.index.to_numpy(dtype=np.int64)  # sorted: listed by id
+    at = np.searchsorted(ids, frame["series_id"].to_numpy(dtype=np.int64))
+    first = listing["first_t"].to_numpy(dtype=np.int64)[at]
+    last = listing["last_t"].to_numpy(dtype=np.int64)[at]
+    t = frame["t"].to_numpy()
+    inside = (t >= first) & (t <= last)
+    return frame if bool(inside.all()) else frame[inside].reset_index(drop=True)
 
 
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:

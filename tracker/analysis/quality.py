@@ -14,6 +14,14 @@ or count a server twice for an hour. Each point of a series may get one flag:
   does not revert within the next three points. A re-index, not growth: the level
   after it is kept, the jump is excluded from every growth figure. A real migration
   wave has large changes after it as well, so it is not a step.
+  Near either end of a series (fewer than `step_window` readings before or after
+  it) a step is judged on the readings there are: the typical change is taken over
+  the neighbours that exist (at least `edge_evidence` changes on the two sides
+  together, else nothing is judged), and the new level must hold for the readings
+  that follow, up to three, or to the end. So a re-index among the first or last
+  readings is flagged rather than becoming the largest weekly gain or a wave; one on
+  the very last reading holds "to the end" and is flagged until later readings
+  show whether it was growth (the next report judges it again).
 - `decrease` (cumulative counters only): a fall of more than `decrease_share` of the
   level (and `decrease_min`) that is neither a dropout nor a step: counts of accounts
   and posts do not shrink, trackers losing servers do. Growth of a cumulative
@@ -58,6 +66,7 @@ class QualityRules:
     step_share: float = 0.01
     step_min: float = 100
     step_window: int = 7
+    edge_evidence: int = 3
     decrease_share: float = 0.01
     decrease_min: float = 1
 
@@ -145,7 +154,8 @@ def _jumps(
     `step_window` points before): climbing back after a fall is a recovery, not a
     re-index, and the running maximum already keeps it out of growth. Only changes
     of at least `step_share` of the level are examined, so the window medians are
-    computed for a few points, not for millions.
+    computed for a few points, not for millions. Near the ends of a series the
+    windows hold only the points there are (see the module docstring).
     """
     count = len(values)
     step = np.zeros(count, dtype=bool)
@@ -157,15 +167,21 @@ def _jumps(
     threshold = np.fmax(rules.step_share * np.abs(previous), rules.step_min)
     window = rules.step_window
     position, remaining = _position_in_series(sid), _remaining_in_series(sid)
-    room = (position > window) & (remaining >= window)
+    changes_before = np.clip(position - 1, 0, window)  # the first point has no change
+    changes_after = np.minimum(remaining, window)
+    room = continuing & (changes_before + changes_after >= rules.edge_evidence)
     candidates = np.flatnonzero(cumulative & room & (np.abs(change) >= threshold))
     if candidates.size:
         offsets = np.arange(1, window + 1)
         magnitude = np.abs(np.nan_to_num(change))
-        typical_before = np.median(magnitude[candidates[:, None] - offsets], axis=1)
-        typical_after = np.median(magnitude[candidates[:, None] + offsets], axis=1)
+        before = offsets <= changes_before[candidates][:, None]
+        after = offsets <= changes_after[candidates][:, None]
+        typical_before = _window_median(magnitude, candidates[:, None] - offsets, before)
+        typical_after = _window_median(magnitude, candidates[:, None] + offsets, after)
         typical = np.fmax(np.fmax(typical_before, typical_after), 1.0)
-        recent_max = values[candidates[:, None] - offsets].max(axis=1)
+        earlier = offsets <= position[candidates][:, None]
+        recent = np.where(earlier, values[np.maximum(candidates[:, None] - offsets, 0)], -np.inf)
+        recent_max = recent.max(axis=1)
         rising = change[candidates] > 0
         size = np.where(
             rising,
@@ -182,6 +198,16 @@ def _jumps(
     return step, decrease, jump
 
 
+def _window_median(magnitude: Floats, index: npt.NDArray[np.int64], usable: Bools) -> Floats:
+    """Per row, the median of `magnitude` at the usable indexes; NaN where none is."""
+    taken = magnitude[np.clip(index, 0, len(magnitude) - 1)]
+    median = np.full(len(index), np.nan)
+    some = usable.any(axis=1)
+    if some.any():
+        median[some] = np.nanmedian(np.where(usable, taken, np.nan)[some], axis=1)
+    return median
+
+
 def _holds(
     values: Floats,
     sid: npt.NDArray[np.int64],
@@ -189,7 +215,8 @@ def _holds(
     change: Floats,
     previous: Floats,
 ) -> Bools:
-    """The new level holds for the next three points (at least half the jump remains)."""
+    """The new level holds for the next three points, or to the end of the series when
+    fewer follow (at least half the jump remains)."""
     count = len(values)
     halfway = previous + change / 2
     holds = np.ones(len(at), dtype=bool)

@@ -10,7 +10,8 @@ Growth of a total never comes from coverage: `change` sums, over the targets pre
 on both days, each target's own adjusted change. A target joining the crawl (or
 coming back after more than `carry_days`) adds its level to `value` but nothing to
 `change`, and a target leaving takes nothing from it. Different sources are never
-added together: trackers count different things.
+added together: trackers count different things. A source with an aggregate target
+(a relay) has that target's own series as its total (see `network_parts`).
 
 Totals are accumulated series by series (`TotalsAccumulator.add`), so a report over
 millions of points never needs all daily values in memory at once.
@@ -18,6 +19,7 @@ millions of points never needs all daily values in memory at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -131,25 +133,95 @@ class TotalsAccumulator:
         return frame[COLUMNS].sort_values([*GROUP, "day"]).reset_index(drop=True)
 
 
-def aggregate_series(listing: pd.DataFrame) -> set[int]:
-    """Series that must stay out of totals because they already are one.
+AGGREGATE_METRIC = "servers_total"
+"""A target that also counts servers speaks for a whole network (a relay, a tracker)."""
+NETWORK_METRICS = frozenset({AGGREGATE_METRIC, "users_total"})
+"""What an aggregate counts of its whole network: servers, and the accounts on them."""
+RELAY_PREFIX = "relay:"
+"""A relay's own target is `relay:<relay>`; its reading of one host `relay:<relay>/<host>`."""
+UNATTRIBUTED_PREFIX = "unattributed:"
+"""Points whose meaning could not be told when keys changed (relay total, host, or PDS)."""
 
-    A target that also reports `servers_total` counts a whole network (a Bluesky relay
-    sums its hosts, which are targets of the same source too): adding it to its own
-    parts would double the total. A source with a single target (joinmastodon) keeps
-    it, since there is nothing else to add.
+GroupKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Networks:
+    """Which series make each network total.
+
+    `left_out`: series that never add to a total. `sole`: the totals that are one
+    aggregate target's own series, by (source, platform, metric), with that target.
     """
-    counting = listing[listing["metric"] == "servers_total"]
-    networks = set(zip(counting["source"], counting["target"], strict=True))
-    sizes = listing.groupby("source")["target"].nunique()
-    chosen = [
-        int(series_id)
-        for series_id, source, target in zip(
-            listing.index, listing["source"], listing["target"], strict=True
-        )
-        if (source, target) in networks and sizes[source] > 1
-    ]
-    return set(chosen)
+
+    left_out: frozenset[int] = frozenset()
+    sole: dict[GroupKey, str] = field(default_factory=dict)
+
+
+def network_parts(listing: pd.DataFrame) -> Networks:
+    """Which series add to the network totals of `listing` (a `list_series` frame).
+
+    An aggregate target counts a whole network itself: it reports `servers_total`,
+    or it is a relay's own target (`relay:<relay>`; a Bluesky relay sums
+    `accountCount` over the hosts it lists as active). In a source with an
+    aggregate, the totals of what it counts (`NETWORK_METRICS`, and any other
+    metric it reports) are the aggregate's own series alone: no other target of the
+    source adds to them. Per-host readings beside a relay include idle, offline,
+    throttled and banned hosts (105,100 accounts for a relay counting 100), and a
+    PDS enumerated on its own is one of the hosts the relay already counts. Metrics
+    the aggregate does not count (a PDS's `users_active`) still add up over the
+    targets that report them; in a source without an aggregate, so do all.
+
+    Several aggregates in one source (two relays) see the same network, so adding
+    them would count it twice: the one that covered the most servers on its last
+    reading is the total (then the one with more readings, then by name), and the
+    others are left out like any other target.
+
+    Never added to any total: a relay's reading of one host (`relay:<relay>/<host>`)
+    and a series of unknown meaning (`unattributed:...`). A source holding them has
+    a relay, so its network total is missing when the relay's own series is (a
+    listing cut off stores no total), not the sum of every listed host, nor of the
+    few PDSes enumerated beside them.
+    """
+    instant = listing[listing["period"] == ""]
+    left_out: set[int] = set()
+    sole: dict[GroupKey, str] = {}
+    for source, frame in instant.groupby("source", sort=True):
+        never = [_never_added(str(target)) for target in frame["target"]]
+        left_out |= {int(series_id) for series_id in frame.index[never]}
+        chosen = _chosen_aggregate(frame)
+        if chosen is None and not any(never):
+            continue
+        own = frame[frame["target"] == chosen]
+        covered = NETWORK_METRICS | set(own["metric"])
+        beside = frame[(frame["target"] != chosen) & frame["metric"].isin(covered)]
+        left_out |= {int(series_id) for series_id in beside.index}
+        if chosen is not None and frame["target"].nunique() > 1:  # alone: its only target
+            for platform, metric in zip(own["platform"], own["metric"], strict=True):
+                sole[(str(source), str(platform), str(metric))] = chosen
+    return Networks(frozenset(left_out), sole)
+
+
+def relay_host(target: str) -> bool:
+    """Whether a target is what a relay read about one host (`relay:<relay>/<host>`)."""
+    return target.startswith(RELAY_PREFIX) and "/" in target
+
+
+def _never_added(target: str) -> bool:
+    return relay_host(target) or target.startswith(UNATTRIBUTED_PREFIX)
+
+
+def _chosen_aggregate(frame: pd.DataFrame) -> str | None:
+    """The aggregate target of one source that stands for its network, if any."""
+    relay = [t.startswith(RELAY_PREFIX) and "/" not in t for t in frame["target"].astype(str)]
+    counts = frame["metric"] == AGGREGATE_METRIC
+    candidates = frame[counts.to_numpy() | np.asarray(relay, dtype=bool)]
+    if candidates.empty:
+        return None
+    servers = candidates["last_value"].where(candidates["metric"] == AGGREGATE_METRIC)
+    ranked = candidates.assign(
+        servers=servers.astype(float).fillna(0), readings=candidates["points"].astype(float)
+    ).sort_values(["servers", "readings", "target"], ascending=[False, False, True])
+    return str(ranked["target"].iloc[0])
 
 
 def weekly_totals(totals: pd.DataFrame) -> pd.DataFrame:

@@ -20,14 +20,18 @@ import pandas as pd
 
 from tracker.analysis.events import Wave
 from tracker.analysis.pipeline import Analysis, Keep
+from tracker.analysis.totals import AGGREGATE_METRIC
 from tracker.charts import active, growth, japan, overview, quality, share
 from tracker.charts.base import Chart
-from tracker.charts.data import AGGREGATE_METRIC, SOURCE_ORDER
+from tracker.charts.data import SOURCE_ORDER
 from tracker.charts.figure import empty_figure
 from tracker.charts.style import styled
 from tracker.config import Event, ReportSettings
 
 log = logging.getLogger(__name__)
+
+CHART_NAMES = (overview.NAME, growth.NAME, active.NAME, share.NAME, japan.NAME, quality.NAME)
+"""The files `draw_all` makes, in reading order (a report folder holds these)."""
 
 WaveKey = tuple[str, str, str]
 
@@ -93,4 +97,4 @@ def keep_for(report: ReportSettings) -> Keep:
     return keep
 
 
-__all__ = ["SOURCE_ORDER", "Chart", "draw_all", "keep_for"]
+__all__ = ["CHART_NAMES", "SOURCE_ORDER", "Chart", "draw_all", "keep_for"]

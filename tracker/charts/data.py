@@ -2,10 +2,10 @@
 
 A chart line is one source's view of one platform: sources are never added
 together, because each tracker counts a different thing. A network line is the
-source's daily total (with its coverage) except where the source has an
-aggregate target of its own: a Bluesky relay's `users_total` already sums every
-host it lists, and the per-host readings of the same source must not be added
-to it again, so that line is the aggregate target's own series.
+source's daily total (with its coverage), the very total `summary.json` reports
+and the waves are found in. Where that total is an aggregate target's own series
+(a Bluesky relay: `tracker.analysis.totals.network_parts`), the line is labelled
+with that target, and the target's flags are drawn on it.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from tracker.analysis.quality import JUMPS
 from tracker.charts.style import platform_name
 
 LINE_COLUMNS = ["source", "platform", "metric", "target", "day", "value", "stale", "reporting"]
-"""A tidy line frame: one row per line and day. `target` is '' for a network total."""
-
-AGGREGATE_METRIC = "servers_total"
-"""A target that also counts servers speaks for a whole network (a relay, a tracker)."""
+"""A tidy line frame: one row per line and day. `target` is '' for a network total summed
+over targets, or the aggregate target (a relay) whose own series the total is."""
 
 SOURCE_NOTES = {
     "joinmastodon": "official statistics of joinmastodon.org",
@@ -82,58 +80,22 @@ def targets_of(analysis: Analysis, source: str, platform: str, metric: str) -> l
     return sorted(str(target) for target in chosen["target"].unique())
 
 
-def aggregates(analysis: Analysis) -> pd.DataFrame:
-    """Series of targets that speak for a whole network, in sources with other targets.
-
-    Index series_id; columns of `analysis.series`.
-    """
-    meta = analysis.series
-    if meta.empty:
-        return meta
-    names = ["source", "platform", "target"]
-    counting = meta.loc[meta["metric"] == AGGREGATE_METRIC, names].drop_duplicates()
-    own = meta.reset_index().merge(counting, on=names).set_index("series_id")
-    crowded = meta.groupby(["source", "platform"])["target"].nunique().rename("targets")
-    own = own.join(crowded, on=["source", "platform"])
-    return own[own["targets"] > 1].drop(columns="targets")
-
-
 def network_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
     """Daily network lines of point-in-time metrics (see the module docstring)."""
-    wanted = list(metrics)
-    parts: list[pd.DataFrame] = []
-    replaced: set[tuple[str, str, str]] = set()
-    aggregate = aggregates(analysis)
-    aggregate = aggregate[aggregate["metric"].isin(wanted) & (aggregate["period"] == "")]
-    if not aggregate.empty and not analysis.daily.empty:
-        for series_id, row in aggregate.iterrows():
-            replaced.add((str(row["source"]), str(row["platform"]), str(row["metric"])))
-            daily = analysis.daily[analysis.daily["series_id"] == series_id]
-            if daily.empty:
-                continue
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "source": row["source"],
-                        "platform": row["platform"],
-                        "metric": row["metric"],
-                        "target": row["target"],
-                        "day": daily["day"].to_numpy(),
-                        "value": daily["value"].to_numpy(dtype=np.float64),
-                        "stale": False,
-                        "reporting": 1,
-                    }
-                )
-            )
     totals = analysis.totals
-    if not totals.empty:
-        chosen = totals[totals["metric"].isin(wanted)]
-        keys = list(zip(chosen["source"], chosen["platform"], chosen["metric"], strict=True))
-        chosen = chosen[[key not in replaced for key in keys]]
-        parts.append(
-            chosen.assign(target="", value=chosen["value"].astype(np.float64))[LINE_COLUMNS]
-        )
-    return _stacked(parts, LINE_COLUMNS, "day")
+    if totals.empty:
+        return pd.DataFrame(columns=LINE_COLUMNS)
+    chosen = totals[totals["metric"].isin(list(metrics))]
+    lines = chosen.assign(
+        target=_network_targets(analysis, chosen), value=chosen["value"].astype(np.float64)
+    )
+    return _stacked([lines[LINE_COLUMNS]], LINE_COLUMNS, "day")
+
+
+def _network_targets(analysis: Analysis, totals: pd.DataFrame) -> list[str]:
+    """Per row of a totals frame: the aggregate target the total is, or '' for a sum."""
+    keys = zip(totals["source"], totals["platform"], totals["metric"], strict=True)
+    return [analysis.network_targets.get((str(a), str(b), str(c)), "") for a, b, c in keys]
 
 
 def line_series(analysis: Analysis, lines: pd.DataFrame) -> pd.Index:
@@ -233,44 +195,17 @@ WEEKLY_COLUMNS = ["source", "platform", "metric", "target", "week", "value", "ch
 
 def weekly_lines(analysis: Analysis, metrics: Iterable[str]) -> pd.DataFrame:
     """Weekly network lines (`WEEKLY_COLUMNS`): the coverage-neutral weekly change of
-    each source's total, or of its aggregate target (see `network_lines`)."""
-    wanted = list(metrics)
-    parts: list[pd.DataFrame] = []
-    replaced: set[tuple[str, str, str]] = set()
-    aggregate = aggregates(analysis)
-    aggregate = aggregate[aggregate["metric"].isin(wanted) & (aggregate["period"] == "")]
-    for series_id, row in aggregate.iterrows():
-        replaced.add((str(row["source"]), str(row["platform"]), str(row["metric"])))
-        if analysis.weekly.empty:
-            continue
-        weekly = analysis.weekly[analysis.weekly["series_id"] == series_id]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "source": row["source"],
-                    "platform": row["platform"],
-                    "metric": row["metric"],
-                    "target": row["target"],
-                    "week": weekly["week"].to_numpy(),
-                    "value": weekly["value"].to_numpy(dtype=np.float64),
-                    "change": weekly["change"].to_numpy(dtype=np.float64),
-                    "stale": False,
-                }
-            )
-        )
+    each source's total (see `network_lines`), the one its waves are found in."""
     totals = analysis.weekly_totals
-    if not totals.empty:
-        chosen = totals[totals["metric"].isin(wanted)]
-        keys = list(zip(chosen["source"], chosen["platform"], chosen["metric"], strict=True))
-        chosen = chosen[[key not in replaced for key in keys]]
-        parts.append(
-            chosen.assign(
-                target="",
-                value=chosen["value"].astype(np.float64),
-                change=chosen["change"].astype(np.float64),
-            )[WEEKLY_COLUMNS]
-        )
-    return _stacked(parts, WEEKLY_COLUMNS, "week")
+    if totals.empty:
+        return pd.DataFrame(columns=WEEKLY_COLUMNS)
+    chosen = totals[totals["metric"].isin(list(metrics))]
+    lines = chosen.assign(
+        target=_network_targets(analysis, chosen),
+        value=chosen["value"].astype(np.float64),
+        change=chosen["change"].astype(np.float64),
+    )
+    return _stacked([lines[WEEKLY_COLUMNS]], WEEKLY_COLUMNS, "week")
 
 
 def _stacked(parts: list[pd.DataFrame], columns: list[str], time: str) -> pd.DataFrame:

@@ -2,10 +2,16 @@
 
 Two kinds of target, each one request chain:
 - a relay (`relays`): `com.atproto.sync.listHosts` to the end; every PDS host it
-  lists with an `accountCount` becomes a reading under that host's name, and the
-  active hosts add up to a network total under the relay's name;
+  lists with an `accountCount` becomes a reading under `relay:<relay>/<host>`, and
+  the active hosts add up to a network total under `relay:<relay>`;
 - a PDS (`pds`): `com.atproto.server.describeServer` (invite codes), then
-  `com.atproto.sync.listRepos` to the end, counting every account and the active ones.
+  `com.atproto.sync.listRepos` to the end, counting every account and the active ones,
+  under the PDS's own `host[:port]`.
+
+The two never share a series: a relay's `accountCount` of a host (deactivated
+accounts included) and a PDS's own listing are different counts, and one URL may
+be configured as both, or be a PDS the relay lists. Attempts keep the configured
+key of either role.
 
 No authentication: both are public sync methods. Enumerating a PDS costs one
 request per `page_size` accounts, so a large PDS needs a larger `http.deadline`

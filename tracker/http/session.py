@@ -28,11 +28,14 @@ from urllib.parse import urlencode, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import certifi
+import httpcore
 import httpx
 
 from tracker import __version__
 from tracker.clock import Clock
 from tracker.config import HttpSettings
+from tracker.http.addresses import AddressPolicy, ForbiddenAddress, GuardedBackend
+from tracker.http.decoding import ACCEPT_ENCODING, BodyTooLarge, CappedDecoder, UndecodableBody
 from tracker.model import Fetched
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
@@ -105,11 +108,35 @@ class HttpContext:
         return body
 
 
-class _BodyTooLarge(Exception):
-    def __init__(self, size: int | None, limit: int) -> None:
-        super().__init__(size, limit)
-        self.size = size
-        self.limit = limit
+def make_client(context: HttpContext) -> httpx.AsyncClient:
+    """A client whose every connection passes the address rule (addresses.py).
+
+    Redirects are followed by `TargetSession` itself, one hop at a time, so each
+    hop's host can be checked before it is asked. `trust_env=False`: a proxy from
+    the environment would connect on our behalf and bypass the rule.
+    """
+    settings = context.settings
+    transport = httpx.AsyncHTTPTransport(verify=context.ssl_context, trust_env=False)
+    # httpx takes no network backend, so its pool is replaced by one with ours
+    # (same settings as httpx's own; httpx is pinned below 0.29 in pyproject.toml).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=context.ssl_context,
+        max_connections=settings.per_host,
+        max_keepalive_connections=settings.per_host,
+        keepalive_expiry=5.0,
+        network_backend=GuardedBackend(AddressPolicy(settings.allow_hosts)),
+    )
+    return httpx.AsyncClient(
+        transport=transport,
+        trust_env=False,
+        headers={
+            "User-Agent": context.user_agent,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
+        timeout=httpx.Timeout(settings.timeout),
+        follow_redirects=False,
+    )
 
 
 @dataclass
@@ -121,6 +148,7 @@ class _Attempt:
     error_kind: str | None = None
     error_detail: str | None = None
     retryable: bool = False
+    final_url: str | None = None
 
 
 class TargetSession:
@@ -135,19 +163,11 @@ class TargetSession:
         self._robots: RobotFileParser | None = None
         self._robots_checked = False
         self._robots_unreadable: Fetched | None = None
+        self._own_host = _host_port(httpx.URL(self.base_url))
+        self._policy = AddressPolicy(context.settings.allow_hosts)
 
     async def __aenter__(self) -> TargetSession:
-        settings = self.context.settings
-        self._client = httpx.AsyncClient(
-            verify=self.context.ssl_context,
-            headers={"User-Agent": self.context.user_agent, "Accept": "application/json"},
-            limits=httpx.Limits(
-                max_connections=settings.per_host, max_keepalive_connections=settings.per_host
-            ),
-            timeout=httpx.Timeout(settings.timeout),
-            follow_redirects=True,
-            max_redirects=MAX_REDIRECTS,
-        )
+        self._client = make_client(self.context)
         return self
 
     async def __aexit__(
@@ -176,11 +196,14 @@ class TargetSession:
         secret_params: Mapping[str, str] | None = None,
         json_body: Any = None,
         optional: bool = False,
+        other_hosts: bool = False,
     ) -> Fetched:
         """One request with retries, logged as one `Fetched` (also returned).
 
         `optional`: 401/403/404/410 mean "not published here" (kind `not_published`),
         which a collector treats as a missing feature, not as a failure.
+        `other_hosts`: follow links and redirects to other hosts too (robots.txt only);
+        otherwise an answer from another host is refused as `foreign_host`.
         """
         url = self.url(path_or_url)
         logged_url = _with_query(url, params)
@@ -213,7 +236,7 @@ class TargetSession:
         tries = 0
         while True:
             tries += 1
-            attempt = await self._attempt(method, url, query, json_body)
+            attempt = await self._attempt(method, url, query, json_body, other_hosts)
             if not attempt.retryable or tries > self.context.settings.retries:
                 break
             wait = _retry_wait(attempt.headers, tries, self.context.clock())
@@ -239,6 +262,7 @@ class TargetSession:
                 content_type=attempt.content_type,
                 elapsed_ms=round((time.monotonic() - started) * 1000),
                 attempts=tries,
+                final_url=self.context.redact(attempt.final_url) if attempt.final_url else None,
             )
         )
 
@@ -247,39 +271,57 @@ class TargetSession:
         return fetched
 
     async def _attempt(
-        self, method: str, url: str, query: Mapping[str, str | int], json_body: Any
+        self,
+        method: str,
+        url: str,
+        query: Mapping[str, str | int],
+        json_body: Any,
+        other_hosts: bool = False,
     ) -> _Attempt:
         assert self._client is not None, "use TargetSession as an async context manager"
         remaining = self.remaining
         if remaining <= 0:
             return _Attempt(error_kind="deadline", error_detail="the target's deadline had passed")
         limit = self.context.settings.max_bytes
+        request = self._client.build_request(
+            method, url, params=dict(query) or None, json=json_body
+        )
         try:
             async with asyncio.timeout(remaining):
-                request = self._client.build_request(
-                    method, url, params=dict(query) or None, json=json_body
-                )
-                response = await self._client.send(request, stream=True)
-                try:
-                    body = await _read_capped(response, limit)
-                finally:
-                    await response.aclose()
+                for hop in range(MAX_REDIRECTS + 1):
+                    redirected = hop > 0
+                    foreign = None if other_hosts else self._foreign(request.url)
+                    if foreign is not None:
+                        return foreign
+                    response = await self._client.send(request, stream=True)
+                    try:
+                        if response.next_request is None:
+                            body = await _read_capped(response, limit)
+                            break
+                    finally:
+                        await response.aclose()
+                    request = response.next_request
+                else:
+                    return _Attempt(
+                        error_kind="redirect_loop",
+                        error_detail=f"more than {MAX_REDIRECTS} redirects",
+                    )
         except TimeoutError:
             deadline = self.context.settings.deadline
             return _Attempt(
                 error_kind="deadline",
                 error_detail=f"no complete answer within the target's {deadline:g} s deadline",
             )
-        except _BodyTooLarge as exc:
+        except BodyTooLarge as exc:
             size = f"{exc.size:,} bytes" if exc.size else "more"
             return _Attempt(
                 error_kind="too_large",
                 error_detail=f"body of {size} exceeds http.max_bytes ({exc.limit:,})",
             )
-        except httpx.TooManyRedirects:
-            return _Attempt(
-                error_kind="redirect_loop", error_detail=f"more than {MAX_REDIRECTS} redirects"
-            )
+        except UndecodableBody as exc:
+            return _Attempt(error_kind="bad_encoding", error_detail=str(exc))
+        except ForbiddenAddress as exc:
+            return _Attempt(error_kind="forbidden_address", error_detail=f"not connected: {exc}")
         except httpx.HTTPError as exc:
             return _classify(exc)
         status = response.status_code
@@ -288,12 +330,32 @@ class TargetSession:
             body=body,
             content_type=response.headers.get("content-type"),
             headers=response.headers,
+            final_url=str(response.url) if redirected else None,
         )
         if not 200 <= status < 300:
             result.error_kind = "rate_limited" if status == 429 else f"http_{status}"
             result.error_detail = f"HTTP {status} {response.reason_phrase}".strip()
             result.retryable = status in RETRY_STATUSES
         return result
+
+    def _foreign(self, url: httpx.URL) -> _Attempt | None:
+        """Refuse, before asking, a request or redirect hop that leaves the target's host.
+
+        Another host's answer stored under this target would count that server
+        twice (once under its own name), so it is not fetched at all.
+        """
+        if _host_port(url) == self._own_host:
+            return None
+        try:  # a hop to an internal address says more than "another host"
+            self._policy.check_literal(url.host)
+        except ForbiddenAddress as exc:
+            return _Attempt(error_kind="forbidden_address", error_detail=f"not connected: {exc}")
+        return _Attempt(
+            error_kind="foreign_host",
+            error_detail=f"not fetched: {_host_port(url)} is not this target's host "
+            f"({self._own_host})",
+            final_url=str(url),
+        )
 
     async def _robots_allow(self, url: str) -> bool:
         if urlsplit(url).netloc != urlsplit(self.base_url).netloc:
@@ -305,7 +367,9 @@ class TargetSession:
 
     async def _load_robots(self) -> RobotFileParser | None:
         """RFC 9309: a 4xx robots.txt means no rules; an unreachable one means keep out."""
-        fetched = await self.fetch("robots.txt", "/robots.txt")
+        # RFC 9309 follows redirects, also to another host (http -> https, www.):
+        # nothing from robots.txt is stored as a number, and the address rule holds.
+        fetched = await self.fetch("robots.txt", "/robots.txt", other_hosts=True)
         parser = RobotFileParser()
         if fetched.status is not None and 400 <= fetched.status < 500:
             return None
@@ -320,17 +384,22 @@ class TargetSession:
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    """The decoded body, refused as soon as it (or its declared raw size) passes `limit`."""
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLarge(int(declared), limit)
+        raise BodyTooLarge(int(declared), limit)
+    decoder = CappedDecoder(response.headers.get("content-encoding"), limit)
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge(None, limit)
-        chunks.append(chunk)
+    async for raw in response.aiter_raw():
+        chunks.append(decoder.feed(raw))
+    chunks.append(decoder.flush())
     return b"".join(chunks)
+
+
+def _host_port(url: httpx.URL) -> str:
+    """`host[:port]` as target keys spell it (the port only when not the scheme's default)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{host}:{url.port}" if url.port is not None else host
 
 
 def _classify(exc: httpx.HTTPError) -> _Attempt:

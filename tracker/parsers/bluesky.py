@@ -25,6 +25,14 @@ from tracker.targets import TargetError, parse_target
 
 PLATFORM = "bluesky"
 
+RELAY_PREFIX = "relay:"
+"""Targets of a relay's readings: `relay:<relay>` for its network total and the hosts
+that total covers, `relay:<relay>/<host>` for its reading of one host. A PDS
+enumeration keeps the plain host key, so a URL configured both as relay and as PDS,
+or a PDS the relay also lists, never writes two different counts into one series."""
+TARGET_MAX = 255
+"""Longest target the `series` table holds."""
+
 # Fetch-log kinds; parse reads the records back by kind, in the order they were fetched.
 LIST_HOSTS = "listHosts"
 LIST_REPOS = "listRepos"
@@ -173,13 +181,24 @@ def host_key(hostname: Any) -> str | None:
         return None
 
 
+def relay_target(relay: str) -> str:
+    """The target of a relay's network total and `servers_total`."""
+    return f"{RELAY_PREFIX}{relay}"
+
+
+def relay_host_target(relay: str, host: str) -> str:
+    """The target of a relay's reading of one host's `accountCount`."""
+    return f"{RELAY_PREFIX}{relay}/{host}"
+
+
 def parse_relay(
     target: str, records: Sequence[Fetched], observed_at: datetime, max_pages: int
 ) -> Parsed:
     """Per-host `accountCount` readings, and the network total of the active hosts.
 
-    `users_total` of the relay = the sum of `accountCount` over the hosts counted
-    (see COUNTED_HOST_STATUSES) whose name and count pass the checks;
+    `target` is the relay's key; the readings go under the `relay:` targets
+    (see RELAY_PREFIX). `users_total` of the relay = the sum of `accountCount` over
+    the hosts counted (see COUNTED_HOST_STATUSES) whose name and count pass the checks;
     `servers_total` = how many hosts that sum covers. A host whose count is
     refused is left out of both, with its rejection kept.
     """
@@ -204,6 +223,14 @@ def parse_relay(
                 Rejection("users_total", key, "host listed twice; the first listing is kept")
             )
             continue
+        host_target = relay_host_target(target, key)
+        if len(host_target) > TARGET_MAX:
+            reason = (
+                f"host name too long to store under {relay_target(target)} "
+                f"({TARGET_MAX} characters at most)"
+            )
+            parsed.rejections.append(Rejection("users_total", _shown(key), reason))
+            continue
         seen.add(key)
         count = check_count("users_total", entry.get("accountCount"))
         if isinstance(count, Rejection):
@@ -211,7 +238,9 @@ def parse_relay(
             continue
         if not isinstance(count, int):
             continue  # accountCount is optional: this host publishes none
-        parsed.observations.append(Observation(PLATFORM, key, "users_total", count, observed_at))
+        parsed.observations.append(
+            Observation(PLATFORM, host_target, "users_total", count, observed_at)
+        )
         status = entry.get("status")
         if status is None or (isinstance(status, str) and status in COUNTED_HOST_STATUSES):
             total += count
@@ -224,12 +253,17 @@ def parse_relay(
     if not seen:
         parsed.failure = Failure("no_stats", "the relay lists no usable hosts")
         return parsed
+    network = relay_target(target)
     checked = check_count("users_total", total)
     if isinstance(checked, Rejection):
         parsed.rejections.append(Rejection(checked.metric, checked.raw, f"total: {checked.reason}"))
     else:
-        parsed.observations.append(Observation(PLATFORM, target, "users_total", total, observed_at))
-    parsed.observations.append(Observation(PLATFORM, target, "servers_total", servers, observed_at))
+        parsed.observations.append(
+            Observation(PLATFORM, network, "users_total", total, observed_at)
+        )
+    parsed.observations.append(
+        Observation(PLATFORM, network, "servers_total", servers, observed_at)
+    )
     return parsed
 
 

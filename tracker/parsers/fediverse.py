@@ -234,31 +234,38 @@ def iso_week_of_window(start: datetime) -> tuple[datetime, bool]:
     return monday, day == monday
 
 
+WEEK = timedelta(days=7)
+ANSWER_SLACK = timedelta(hours=1)
+"""How long after our request began a server may date its answer (latency, its clock ahead)."""
+FUTURE_SLACK = timedelta(days=1)
+"""How far after the request a bucket may start before it is a bogus week."""
+
+
 def read_activity(
-    document: Any, platform: str, target: str
+    document: Any,
+    platform: str,
+    target: str,
+    asked_at: datetime,
+    *,
+    platform_known: bool = True,
 ) -> tuple[list[Observation], list[Rejection]]:
     """Weekly buckets from `/api/v1/instance/activity`, all values strings.
 
-    The newest bucket is skipped: its window reaches into the future and holds
+    The current bucket is skipped: its window reaches into the future and holds
     only today's partial counts, a fake drop at the end of every weekly series.
     A bucket not aligned to its ISO week only fills a gap (`replace=False`), so a
-    later exactly aligned bucket is the one that stays.
+    later exactly aligned bucket is the one that stays. A bucket that is not an
+    object, has no readable `week`, or starts over a day after `asked_at` (when the request
+    began, the fetch log's `fetched_at`) is rejected with its reason.
     """
     if not isinstance(document, list):
         raise PayloadError("bad_shape", "activity is not a JSON array")
-    buckets: list[tuple[int, Mapping[str, Any]]] = []
-    rejected: list[Rejection] = []
-    for bucket in document:
-        if not isinstance(bucket, dict):
-            continue
-        week = check_count("activity.week", bucket.get("week"))
-        if isinstance(week, int):
-            buckets.append((week, bucket))
-        elif isinstance(week, Rejection):
-            rejected.append(week)
+    buckets, rejected = _activity_buckets(document, asked_at)
     buckets.sort(key=lambda item: item[0])
+    if _newest_is_partial(buckets, unreadable=bool(rejected), asked_at=asked_at):
+        buckets = buckets[:-1]
     observations: list[Observation] = []
-    for week, bucket in buckets[:-1]:
+    for week, bucket in buckets:
         monday, aligned = iso_week_of_window(datetime.fromtimestamp(week, UTC))
         for key, metric in ACTIVITY_METRICS.items():
             result = check_count(metric, bucket.get(key))
@@ -274,13 +281,69 @@ def read_activity(
                         observed_at=monday,
                         period="week",
                         replace=aligned,
+                        platform_known=platform_known,
                     )
                 )
     return observations, rejected
 
 
+def _activity_buckets(
+    document: list[Any], asked_at: datetime
+) -> tuple[list[tuple[int, Mapping[str, Any]]], list[Rejection]]:
+    """The buckets whose week can be read, and a rejection for every other one
+    (each is a week of numbers a person may want to know was dropped)."""
+    buckets: list[tuple[int, Mapping[str, Any]]] = []
+    rejected: list[Rejection] = []
+    latest = (asked_at + FUTURE_SLACK).timestamp()
+    for bucket in document:
+        if not isinstance(bucket, dict):
+            rejected.append(
+                Rejection("activity", _shown(bucket), "activity bucket is not an object")
+            )
+            continue
+        week = check_count("activity.week", bucket.get("week"))
+        if isinstance(week, Rejection):
+            rejected.append(week)
+        elif not isinstance(week, int):
+            rejected.append(
+                Rejection("activity.week", "(absent)", "activity bucket without a week")
+            )
+        elif week > latest:
+            rejected.append(Rejection("activity.week", str(week), "a week in the future"))
+        else:
+            buckets.append((week, bucket))
+    return buckets, rejected
+
+
+def _newest_is_partial(
+    buckets: Sequence[tuple[int, Mapping[str, Any]]], *, unreadable: bool, asked_at: datetime
+) -> bool:
+    """Whether the newest readable bucket is the current, partial one.
+
+    Every answer holds one partial bucket, its newest; when every bucket could be
+    read, that is the newest readable one. When one could not be read, it may have
+    been the partial one, and skipping the newest readable bucket regardless would
+    lose a complete week; then the newest readable bucket is partial only if its
+    window ends more than `ANSWER_SLACK` after the request. The slack covers a
+    rolling window that ends the moment the server computed the answer, a little
+    after our request (or the server's clock running ahead); the partial window
+    ends days later (rolling: a week; ISO-aligned: next Monday).
+    """
+    if not buckets:
+        return False
+    if not unreadable:
+        return True
+    end = datetime.fromtimestamp(buckets[-1][0], UTC) + WEEK
+    return end > asked_at + ANSWER_SLACK
+
+
 def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-    """All of one server's responses from one run, into observations."""
+    """All of one server's responses from one run, into observations.
+
+    The platform is evidence only when NodeInfo named the software. A server read
+    through the Mastodon API alone (NodeInfo switched off, or failing this run) gets
+    a guess, marked `platform_known=False`, so it never renames the server's series.
+    """
     parsed = Parsed()
     counts = Counts()
     by_kind = {record.kind: record for record in records if record.ok}
@@ -290,6 +353,7 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
             parsed.software, parsed.version = read_nodeinfo(decode_json(nodeinfo), counts)
         except PayloadError as exc:
             parsed.failure = Failure(exc.kind, f"NodeInfo: {exc.detail}")
+    parsed.platform_known = parsed.software is not None
     readers = (
         (INSTANCE_V2, read_mastodon_instance),
         (INSTANCE_V1, read_mastodon_instance),
@@ -304,7 +368,8 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
             document = decode_json(record)
             reader(document, counts)
             if parsed.software is None and kind in (INSTANCE_V2, INSTANCE_V1):
-                parsed.software, parsed.version = "mastodon", _instance_version(document)
+                parsed.software = guess_software(document)
+                parsed.version = _instance_version(document)
         except PayloadError as exc:
             parsed.rejections.append(Rejection(kind, "(payload)", f"{exc.kind}: {exc.detail}"))
     if parsed.software is None:
@@ -321,13 +386,26 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
     values, rejected = counts.checked(parsed.software)
     parsed.rejections.extend(rejected)
     parsed.observations.extend(
-        Observation(parsed.platform, target, metric, value, observed_at)
+        Observation(
+            parsed.platform,
+            target,
+            metric,
+            value,
+            observed_at,
+            platform_known=parsed.platform_known,
+        )
         for metric, value in sorted(values.items())
     )
     activity = by_kind.get(ACTIVITY)
     if activity is not None:
         try:
-            weekly, rejected = read_activity(decode_json(activity), parsed.platform, target)
+            weekly, rejected = read_activity(
+                decode_json(activity),
+                parsed.platform,
+                target,
+                activity.fetched_at,
+                platform_known=parsed.platform_known,
+            )
             parsed.observations.extend(weekly)
             parsed.rejections.extend(rejected)
         except PayloadError as exc:
@@ -335,8 +413,27 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
     return parsed
 
 
+COMPATIBLE = re.compile(r"\(compatible;\s*([A-Za-z][\w.-]*)")
+"""Pleroma, Akkoma and Pixelfed answer Mastodon's instance API with a version like
+`2.7.2 (compatible; Pleroma 2.5.0)`."""
+
+
+def guess_software(instance: Any) -> str:
+    """The software behind a Mastodon instance API answer: the name in a
+    `(compatible; Name ...)` version, else Mastodon. A guess (GoToSocial, for one,
+    says nothing), so the platform made of it is never evidence."""
+    version = _instance_version(instance) or ""
+    match = COMPATIBLE.search(version)
+    return match.group(1).lower() if match else "mastodon"
+
+
 def _instance_version(document: Any) -> str | None:
     return _text(document.get("version")) if isinstance(document, dict) else None
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _text(value: Any) -> str | None:

@@ -9,7 +9,7 @@ day is an independent reading keyed on its date.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from tracker.model import Failure, Observation, Parsed, PayloadError
@@ -27,7 +27,9 @@ def parse_statistics(document: Any, observed_at: datetime) -> Parsed:
     parsed = Parsed(platform="mastodon", software="joinmastodon")
     if not isinstance(document, list):
         raise PayloadError("bad_shape", "statistics is not a JSON array")
-    latest_plausible = observed_at.astimezone(UTC).date() + timedelta(days=1)
+    # A day after the one the run observed cannot have been counted yet (the server's
+    # clock ahead of ours at midnight at most delays that day to the next run).
+    latest_plausible = observed_at.astimezone(UTC).date()
     for element in document:
         if not isinstance(element, dict):
             parsed.rejections.append(Rejection("period", repr(element)[:80], "not an object"))

@@ -2,8 +2,10 @@
 
 The report is written into a temporary folder beside the target and renamed into
 place, so a reader (or a web server) never sees half a report, and `latest/` is
-replaced the same way. An empty or sparse database still gives a complete report
-that says so on the page and in each image.
+replaced the same way. Replacing a folder deletes what it held, so only an earlier
+report is ever replaced (`check_replaceable`): a folder holding anything else is
+refused before any work is done. An empty or sparse database still gives a
+complete report that says so on the page and in each image.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from tracker.analysis.pipeline import Analysis, analyse
+from tracker.analysis.totals import relay_host
 from tracker.config import Config
 from tracker.errors import TrackerError
 from tracker.report import html
@@ -28,6 +31,13 @@ from tracker.report.summary import MAX_TARGETS_FOR_EFFECTS, build_summary, total
 from tracker.storage.filters import Filters
 
 DPI = 120  # the charts' layout is measured for it
+PAGE_FILES = ("summary.json", "index.html")
+
+
+class ReportFolderError(TrackerError):
+    """The report would replace a folder holding files it did not write (exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,11 @@ def run_report(
 ) -> ReportResult:
     from tracker.charts import draw_all
 
+    root = output if output is not None else config.report_output
+    folder = root / now.strftime("%Y-%m-%d") if output is None else root
+    latest = root / "latest" if output is None else folder
+    for replaced in dict.fromkeys([folder, latest]):
+        check_replaceable(replaced)  # before minutes of work, and again before each rename
     filters = Filters(since=since, until=until)
     analysis = analyse(
         engine,
@@ -74,19 +89,68 @@ def run_report(
     charts = draw_all(
         analysis, config.events, config.report, total_waves(analysis, config.analysis)
     )
-    root = output if output is not None else config.report_output
-    folder = root / now.strftime("%Y-%m-%d") if output is None else root
     try:
         files = _write(folder, summary, charts, analysis, now, since, until)
-        latest = root / "latest"
-        if output is None:
+        if latest != folder:
             _replace_dir(folder, latest)
     except OSError as exc:
         raise TrackerError(f"cannot write the report into {folder}: {exc.strerror}") from None
     finally:
         for chart in charts:
             chart.figure.clear()
-    return ReportResult(folder, latest if output is None else folder, files, analysis.empty)
+    return ReportResult(folder, latest, files, analysis.empty)
+
+
+def check_replaceable(folder: Path) -> None:
+    """Refuse to replace `folder` unless it is absent, empty or an earlier report.
+
+    An earlier report is recognised by what the report writes and nothing else: a
+    real folder (not a symbolic link) holding `summary.json` (a JSON object with
+    `generated_at`), and otherwise only regular files named as the report names
+    them (`index.html` and the charts' PNG files). A file of anyone else's, or a
+    subfolder, makes the report refuse with one line naming them, the folder left
+    as it was: the tool never deletes a file it did not write.
+    """
+    reason = _not_a_report(folder)
+    if reason is not None:
+        raise ReportFolderError(
+            f"will not replace {folder}: {reason}; move it away or choose another folder"
+        )
+
+
+def _not_a_report(folder: Path) -> str | None:
+    """Why replacing `folder` could delete someone's files, or None when it cannot."""
+    if folder.is_symlink():
+        return "it is a symbolic link, not a folder the report wrote"
+    if not folder.exists():
+        return None
+    if not folder.is_dir():
+        return "it is not a folder"
+    entries = sorted(folder.iterdir())
+    if not entries:
+        return None
+    from tracker.charts import CHART_NAMES
+
+    known = {*PAGE_FILES, *CHART_NAMES}
+    foreign = [
+        entry.name
+        for entry in entries
+        if entry.name not in known or entry.is_symlink() or not entry.is_file()
+    ]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if foreign[3:] else "")
+        return f"it holds {shown}, which no report of tracker writes"
+    if not _is_summary(folder / "summary.json"):
+        return "it holds no summary.json of an earlier report"
+    return None
+
+
+def _is_summary(path: Path) -> bool:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "generated_at" in document
 
 
 def _write(
@@ -132,7 +196,12 @@ def _umask() -> int:
 
 
 def _replace_dir(source: Path, target: Path, *, move: bool = False) -> None:
-    """Put `source` at `target` in one rename (copying first unless `move`)."""
+    """Put `source` at `target` in one rename (copying first unless `move`).
+
+    `target` is checked again right before: a file put there while the report was
+    being drawn must not be deleted with the earlier report.
+    """
+    check_replaceable(target)
     if not move:
         copy = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         shutil.rmtree(copy)
@@ -181,6 +250,8 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         if entry["source"] not in ("joinmastodon", "bluesky", "bsky_users", "mastodonusercount"):
             continue
+        if relay_host(entry["target"]):
+            continue  # one host of thousands a relay lists: the relay's own entry is the headline
         last = entry["last"]
         if last is None:
             continue

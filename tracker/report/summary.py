@@ -9,9 +9,13 @@
 ```
 
 One `series` entry per (source, target, metric) of a point-in-time metric, and one per
-(source, platform, metric) network total with target `*` and its `coverage`. Dates are
+(source, platform, metric) network total with target `*` and its `coverage`; a total
+that is an aggregate target's own series (a relay: `tracker.analysis.totals.network_parts`)
+names it in `network_target`, and its effects are listed even though it has one target
+(the relay's own may not be, in a source of thousands of hosts). Dates are
 `YYYY-MM-DD`; a figure that cannot be computed is `null`. Extra keys (`range`,
-`empty`, `waves`, `per_period`, `coverage`) add to the contract, never change it.
+`empty`, `waves`, `per_period`, `coverage`, `network_target`) add to the contract,
+never change it.
 Event effects are listed for network totals, for the series of sources with at most
 `MAX_TARGETS_FOR_EFFECTS` targets (so one source with thousands of servers does not
 drown the list) and for per-period series of such sources (page views).
@@ -156,6 +160,9 @@ def total_entries(analysis: Analysis, found: Waves) -> list[dict[str, Any]]:
                 "waves": _wave_list(found.get((source, platform, metric), [])),
             }
         )
+        network_target = analysis.network_targets.get((source, platform, metric))
+        if network_target is not None:
+            entries[-1]["network_target"] = network_target
     return entries
 
 
@@ -240,7 +247,9 @@ def _effect_series(analysis: Analysis) -> Any:
     small_sources = set(small[small <= MAX_TARGETS_FOR_EFFECTS].index)
     if not analysis.totals.empty:
         for key, group in analysis.totals.groupby(GROUP, sort=True):
-            if int((group["reporting"] + group["carried"]).max()) <= 1:
+            names = (str(key[0]), str(key[1]), str(key[2]))
+            alone = int((group["reporting"] + group["carried"]).max()) <= 1
+            if alone and names not in analysis.network_targets:
                 continue  # a one-target total repeats that target's own effect
             level = group["change"].fillna(0).cumsum().to_numpy(dtype=np.float64)
             yield str(key[0]), "*", str(key[2]), "level", group["day"].to_numpy(np.int64), level

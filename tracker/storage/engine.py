@@ -106,6 +106,9 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         with contextlib.suppress(sqlite3.OperationalError):  # a read-only file keeps its mode
             cursor.execute("PRAGMA journal_mode = WAL")
+        # In WAL mode, NORMAL syncs the disk only at checkpoints, not at each commit:
+        # what lets a collection commit every target on its own. A commit survives a
+        # killed process; only a power cut may lose the last ones (never corrupts).
         cursor.execute("PRAGMA synchronous = NORMAL")
         # 64 MiB of page cache (default 2 MiB): the unique index of a long history
         # no longer fits the default, and bulk upserts then thrash the disk.

@@ -15,9 +15,19 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import Connection, Insert, Table, and_, bindparam, delete, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from tracker.model import Observation, utc
 from tracker.storage.schema import points, series, unix_seconds
@@ -70,11 +80,19 @@ _FIND_SERIES = select(series.c.id, series.c.platform).where(
 )
 
 
+PlatformClaim = Literal["target", "series", "guess"]
+"""What a row's platform may change. `target`: a parser's evidence about the server
+(NodeInfo, the config), which relabels every series of that target; `series`: an
+imported row, which relabels its own series only (a file may label its series as it
+likes); `guess`: nothing (it may only name a new series)."""
+
+
 class SeriesIds:
     """Series ids by key: those known committed, and those of the open transaction.
 
     Ids created in a transaction that rolls back must be forgotten, so the writer
-    calls `commit()` or `rollback()` after each transaction.
+    calls `commit()` or `rollback()` after each transaction. The cache holds each
+    series' platform as the database has it.
     """
 
     def __init__(self, *, update_platform: bool = True) -> None:
@@ -89,26 +107,73 @@ class SeriesIds:
     def rollback(self) -> None:
         self.pending.clear()
 
-    def resolve(self, connection: Connection, key: SeriesKey, platform: str) -> int:
-        known = self.pending.get(key) or self.committed.get(key)
-        if known is not None and (known[1] == platform or not self.update_platform):
-            return known[0]
+    def resolve(
+        self,
+        connection: Connection,
+        key: SeriesKey,
+        platform: str,
+        claim: PlatformClaim = "series",
+    ) -> int:
+        """The series' id, the series created if new.
+
+        A platform changes only on evidence: a fediverse server read through the
+        Mastodon API because its NodeInfo failed once must not relabel its history
+        (and back at the next good run). A guess names a new series after the
+        target's other series, when it has any.
+        """
+        renames = claim != "guess" and self.update_platform
+        cached = self.pending.get(key) or self.committed.get(key)
+        if cached is not None and (cached[1] == platform or not renames):
+            return cached[0]
         source, target, metric, period = key
         params = {"source": source, "target": target, "metric": metric, "period": period}
         row = connection.execute(_FIND_SERIES, params).first()
         if row is None:
+            if claim == "guess":
+                platform = _target_platform(connection, source, target) or platform
             inserted = connection.execute(series.insert(), {**params, "platform": platform})
             primary_key = inserted.inserted_primary_key
             assert primary_key is not None
             series_id = int(primary_key[0])
-        else:
+        elif renames and row.platform != platform:  # a switch on evidence: keep the latest
             series_id = int(row.id)
-            if self.update_platform and row.platform != platform:  # a switch: keep the latest
+            if claim == "target":
+                self._relabel_target(connection, source, target, platform)
+            else:
                 connection.execute(
                     update(series).where(series.c.id == series_id).values(platform=platform)
                 )
+        else:
+            series_id, platform = int(row.id), str(row.platform)
         self.pending[key] = (series_id, platform)
         return series_id
+
+    def _relabel_target(
+        self, connection: Connection, source: str, target: str, platform: str
+    ) -> None:
+        """Every series of the target gets the platform (also those a guess once named,
+        whose metric the evidence does not cover); their cached ids are forgotten so
+        they are read again, whether this transaction commits or not."""
+        connection.execute(
+            update(series)
+            .where(series.c.source == source, series.c.target == target)
+            .where(series.c.platform != platform)
+            .values(platform=platform)
+        )
+        for cache in (self.committed, self.pending):
+            for stale in [k for k in cache if k[0] == source and k[1] == target]:
+                del cache[stale]
+
+
+def _target_platform(connection: Connection, source: str, target: str) -> str | None:
+    """The platform most of a target's series have, if it has any."""
+    return connection.execute(
+        select(series.c.platform)
+        .where(series.c.source == source, series.c.target == target)
+        .group_by(series.c.platform)
+        .order_by(func.count().desc(), series.c.platform)
+        .limit(1)
+    ).scalar()
 
 
 def observation_rows(
@@ -127,6 +192,7 @@ def observation_rows(
                 "observed_at": utc(item.observed_at),
                 "value": item.value,
                 "run_id": run_id,
+                "platform_claim": "target" if item.platform_known else "guess",
             },
         )
 
@@ -160,7 +226,9 @@ def upsert_rows(
     written = 0
     for flag, row in rows:
         key = (row["source"], row["target"], row["metric"], row["period"])
-        series_id = ids.resolve(connection, key, row["platform"])
+        series_id = ids.resolve(
+            connection, key, row["platform"], row.get("platform_claim", "series")
+        )
         if sqlite:
             point: Any = (series_id, unix_seconds(row["observed_at"]), row["value"], row["run_id"])
         else:

@@ -151,6 +151,7 @@ fetches = Table(
     Column("kind", String(64), nullable=False),
     Column("method", String(8), nullable=False),
     Column("url", Text, nullable=False),
+    Column("final_url", Text),  # where the answer came from, when redirects were followed
     Column("status", Integer),
     Column("error_kind", String(32)),
     Column("error_detail", Text),
