@@ -105,7 +105,9 @@ def test_a_bad_expression_is_one_line_naming_the_key(
 
 def test_unknown_names_and_wrong_types_are_config_errors(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
-    with pytest.raises(ConfigError, match=r"schedule\.fedivers: neither a collector nor `report`"):
+    with pytest.raises(
+        ConfigError, match=r"schedule\.fedivers: neither a collector, `crawl` nor `report`"
+    ):
         parse_config("contact: https://example.org/x\nschedule: {fedivers: every 6h}\n", path)
     with pytest.raises(ConfigError, match=r"schedule\.report: must be a cron expression"):
         parse_config("contact: https://example.org/x\nschedule: {report: true}\n", path)
@@ -138,6 +140,26 @@ def test_defaults_apply_to_configured_and_enabled_collectors_only(tmp_path: Path
     assert any(
         note.startswith("bluesky: not scheduled: collectors.bluesky is not in") for note in notes
     )
+
+
+def test_the_crawl_is_scheduled_daily_only_with_discover(tmp_path: Path) -> None:
+    without = parse_config(
+        base_config(tmp_path, "schedule:\n  crawl: 0 5 * * *\n"), tmp_path / "config.yaml"
+    )
+    jobs, notes = plan(without)
+    assert "crawl" not in {job.name for job in jobs}
+    assert any(
+        note.startswith("crawl: not scheduled: collectors.fediverse.discover is not in")
+        for note in notes
+    )
+    text = base_config(tmp_path).replace(
+        "fediverse: {instances: [a.example]}",
+        "fediverse: {instances: [a.example], discover: {seeds: [a.example]}}",
+    )
+    jobs, _ = plan(parse_config(text, tmp_path / "config.yaml"))
+    timing = {job.name: job.timing.expression for job in jobs}
+    assert timing["crawl"] == DEFAULT_SCHEDULE["crawl"] == "0 3 * * *"
+    assert trigger_for(timing["crawl"]).period == 86400
 
 
 def test_the_section_overrides_defaults_and_off_unschedules(tmp_path: Path) -> None:

@@ -97,6 +97,29 @@ def collect(
         typer.echo(f"no collector is enabled in {settings.path}")
 
 
+@app.command()
+@one_line_errors
+def crawl(config: ConfigOption = None, verbose: VerboseOption = 0) -> None:
+    """Find every fediverse server reachable from the seeds and measure each one.
+
+    Needs `collectors.fediverse.discover` (docs/crawl.md). Obeys robots.txt, opt-outs
+    and `exclude`; never contacts an address the address rule refuses. Prints one
+    summary line. Holds the collection lock (a second one exits 75). SIGTERM or
+    Ctrl-C: no new servers, those in flight get a few seconds; the next crawl
+    resumes where this one ended.
+    """
+    from tracker.crawl.command import crawl as run_crawl
+    from tracker.lock import database_lock
+    from tracker.runner import StopRequest
+
+    setup_logging(verbose)
+    settings = load_config(config)
+    stop = StopRequest()
+    with _signals_request(stop), database_lock(settings.database):
+        summary = run_crawl(settings, clock=clock_from_env(), stop=stop, handle_signals=True)
+    typer.echo(summary.line())
+
+
 @contextmanager
 def _signals_request(stop: StopRequest) -> Iterator[None]:
     """Until the event loop takes over (and after), SIGTERM/SIGINT request the stop too."""

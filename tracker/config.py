@@ -127,6 +127,35 @@ class CollectorSettings(Strict):
     http: HttpOverride = HttpOverride()
 
 
+def _domains(value: list[str]) -> list[str]:
+    from tracker.crawl.policy import exclusion_entry
+
+    domains = []
+    for index, text in enumerate(value):
+        try:
+            domains.append(exclusion_entry(text))
+        except ValueError as exc:
+            raise ValueError(f"item {index}: {exc}") from None
+    return domains
+
+
+class DiscoverSettings(Strict):
+    """`collectors.fediverse.discover`: the crawl from seeds (docs/crawl.md)."""
+
+    seeds: ServerList = Field(min_length=1)
+    max_servers: int = Field(100_000, ge=1, le=10_000_000)
+    exclude: Annotated[list[str], AfterValidator(_domains)] = Field(default_factory=list)
+    """Domains never contacted, with every name under them (suffix match)."""
+    exclude_file: str | None = None
+    """A do-not-crawl list, one domain a line (relative to the config file's folder)."""
+    cluster_threshold: int = Field(20, ge=1, le=100_000)
+    """New servers under one registrable domain in one crawl before they are flagged."""
+    concurrency: int = Field(500, ge=1, le=5000)
+    """Servers in flight during a crawl (each has its own 2 connections at most)."""
+    requests_per_second: float = Field(4.0, gt=0, le=100)
+    """Per server, at most."""
+
+
 class Event(Strict):
     """A dated event whose effect the analysis measures and the charts mark."""
 
@@ -302,11 +331,11 @@ def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, Collec
 def _check_schedule_names(schedule: Mapping[Any, Any], path: Path) -> None:
     from tracker.collectors import registry
 
-    known = [*registry.names(), "report"]
+    known = [*registry.names(), "crawl", "report"]
     for name in schedule:
         if name not in known:
             raise ConfigError(
-                f"{path}: schedule.{name}: neither a collector nor `report` "
+                f"{path}: schedule.{name}: neither a collector, `crawl` nor `report` "
                 f"(known: {', '.join(known)})"
             )
 

@@ -83,6 +83,9 @@ class Fetched:
     attempts: int = 1
     final_url: str | None = None
     """Where the answer came from when redirects were followed (secrets removed)."""
+    moved_to: str | None = None
+    """`host[:port]` that permanent redirects (301/308 only) led to, off this host.
+    Not stored: the crawl reads it at once to mark the server `moved`."""
 
     @property
     def ok(self) -> bool:

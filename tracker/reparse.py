@@ -26,9 +26,10 @@ from tracker.collectors.base import Collector
 from tracker.config import Config
 from tracker.model import Fetched, Parsed, outcome_for, utc
 from tracker.storage.engine import write_transaction
+from tracker.storage.payload_archive import PayloadReader, decoded_bodies
 from tracker.storage.points import SeriesIds
-from tracker.storage.schema import attempts, fetches, payloads
-from tracker.storage.store import decompress, delete_run_output, write_parsed
+from tracker.storage.schema import attempts, fetches
+from tracker.storage.store import delete_run_output, write_parsed
 
 
 @dataclass
@@ -63,22 +64,26 @@ def _collector_for(config: Config, source: str) -> Collector[Any] | str:
     return cls(settings, config)
 
 
-def load_fetched(connection: Connection, attempt_id: int) -> tuple[list[Fetched], bool]:
-    """An attempt's fetch log with bodies; the flag is False if a body was pruned."""
+def load_fetched(
+    connection: Connection, attempt_id: int, reader: PayloadReader | None = None
+) -> tuple[list[Fetched], bool]:
+    """An attempt's fetch log with bodies; the flag is False if a body was pruned.
+
+    Bodies are decoded through their chains of deltas (payload_archive.py); one
+    `reader` for a whole reparse decodes each stored delta once. A peer list comes
+    back in its canonical form (payload_codec.py), which the parsers read alike.
+    """
     column = fetches.c
     rows = connection.execute(
-        select(fetches, payloads.c.codec, payloads.c.body.label("stored"))
-        .outerjoin(payloads, payloads.c.sha256 == column.payload_sha256)
-        .where(column.attempt_id == attempt_id)
-        .order_by(column.seq)
+        select(fetches).where(column.attempt_id == attempt_id).order_by(column.seq)
     ).all()
+    digests = {row.payload_sha256 for row in rows if row.payload_sha256 is not None}
+    bodies = decoded_bodies(reader or PayloadReader(), connection, digests)
     complete = True
     records: list[Fetched] = []
     for row in rows:
-        body = None
-        if row.stored is not None:
-            body = decompress(row.codec, row.stored)
-        elif row.bytes:
+        body = bodies.get(row.payload_sha256) if row.payload_sha256 is not None else None
+        if body is None and row.bytes:
             complete = False
         records.append(
             Fetched(
@@ -119,13 +124,14 @@ def reparse(
     """
     summary = ReparseSummary()
     collectors: dict[str, Collector[Any] | str] = {}
+    reader = PayloadReader()
     for (run_id, name), group in _runs_to_replay(engine, source, since).items():
         collector = collectors.setdefault(name, _collector_for(config, name))
         if isinstance(collector, str):
             summary.skipped_sources[name] = collector
             continue
         with write_transaction(engine) as connection:
-            loaded = [(attempt, *load_fetched(connection, attempt.id)) for attempt in group]
+            loaded = [(attempt, *load_fetched(connection, attempt.id, reader)) for attempt in group]
             if not all(complete for _, _, complete in loaded):
                 summary.missing_payloads += len(group)
                 continue

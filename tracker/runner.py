@@ -223,7 +223,7 @@ class Runner:
                 if storage_error is not None or self._stopping():
                     return
                 in_flight += 1
-                result = await self._collect_one(collector, context, target)
+                result = await self.collect_one(collector, context, target)
                 in_flight -= 1
                 await queue.put(result)
 
@@ -297,7 +297,7 @@ class Runner:
             summary.message,
         )
 
-    async def _collect_one(
+    async def collect_one(
         self, collector: Collector[Any], context: HttpContext, target: Target
     ) -> TargetResult:
         started_at = self.clock()

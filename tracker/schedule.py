@@ -48,6 +48,7 @@ DEFAULT_SCHEDULE: dict[str, str] = {
     "joinmastodon": "10 0 * * *",
     "tumblr": "40 0 * * *",
     "wikipedia": "30 2 * * *",
+    "crawl": "0 3 * * *",
     "report": "0 4 * * *",
 }
 """UTC. Staggered so jobs rarely queue; the report after the night's collections.
@@ -56,6 +57,9 @@ later, as Wikimedia adds a day's page views some hours after it ends (a day not 
 there is fetched the next day: the collector asks again from two days back)."""
 
 REPORT = "report"
+CRAWL = "crawl"
+"""Runs only when `collectors.fediverse.discover` is set (docs/crawl.md): daily, so
+discovery is fresh each day while `fediverse` every 6 h measures the alive servers."""
 JOB_FUNCTION = "tracker.schedule:run_job"
 """A textual reference: the job store pickles this and the job's name, nothing else."""
 INTERVAL_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
@@ -211,7 +215,7 @@ def plan(config: Config) -> tuple[list[Job], list[str]]:
     wanted = {**DEFAULT_SCHEDULE, **config.schedule}
     jobs: list[Job] = []
     notes: list[str] = []
-    for name in [*registry.names(), REPORT]:
+    for name in [*registry.names(), CRAWL, REPORT]:
         expression = wanted.get(name)
         explicit = name in config.schedule
         if expression is None:
@@ -219,6 +223,17 @@ def plan(config: Config) -> tuple[list[Job], list[str]]:
                 notes.append(f"{name}: not scheduled (schedule.{name} is off)")
             elif name != REPORT:
                 notes.append(f"{name}: not scheduled (no default; set schedule.{name})")
+            continue
+        if name == CRAWL:
+            fediverse = config.collectors.get("fediverse")
+            if fediverse is None or getattr(fediverse, "discover", None) is None:
+                if explicit:
+                    notes.append(
+                        f"crawl: not scheduled: collectors.fediverse.discover is not in "
+                        f"{config.path} (ignoring schedule.crawl: {expression})"
+                    )
+                continue
+            jobs.append(Job(name, trigger_for(expression)))
             continue
         settings = config.collectors.get(name)
         if name != REPORT and (settings is None or not settings.enabled):
@@ -254,6 +269,8 @@ class Service:
         try:
             if name == REPORT:
                 self._report()
+            elif name == CRAWL:
+                self._crawl()
             else:
                 self._collect(name)
         except TrackerError as exc:
@@ -284,6 +301,20 @@ class Service:
             return
         for summary in summaries:
             _log_summary(summary)
+
+    def _crawl(self) -> None:
+        from tracker.crawl.command import crawl
+        from tracker.lock import database_lock
+
+        log.info("crawl: crawling")
+        try:
+            with database_lock(self.config.database):
+                summary = crawl(self.config, clock=self.clock, stop=self.stop)
+        except LockHeldError as exc:
+            log.warning("crawl: slot skipped: %s", exc)
+            return
+        level = logging.INFO if summary.status == "ok" else logging.WARNING
+        log.log(level, "%s", summary.line())
 
     def _report(self) -> None:
         from tracker.lock import report_lock_path, waiting_lock

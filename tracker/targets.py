@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -110,3 +111,17 @@ def unique_targets(texts: list[str]) -> list[Target]:
         target = parse_target(text)
         seen.setdefault(target.key, target)
     return list(seen.values())
+
+
+def target_for(host: str, allow_hosts: Collection[str]) -> Target:
+    """The target of a host key the crawl stored (`host` or `host:port`).
+
+    Peer lists name hosts, not URLs, and the fediverse is HTTPS. The one exception is
+    a host listed in `http.allow_hosts` and named with a port (`127.0.0.1:8080`): the
+    loopback test servers, or a server on the admin's own network, fetched over plain
+    HTTP as the config allowed.
+    """
+    name, _, port = host.rpartition(":")
+    if port.isdigit() and name and name.strip("[]") in allow_hosts:
+        return parse_target(f"http://{host}")
+    return parse_target(host)

@@ -167,6 +167,8 @@ def test_draw_all_hands_the_waves_to_the_growth_chart(monkeypatch: pytest.Monkey
         "active.png",
         "share.png",
         "japan.png",
+        "network.png",
+        "mastodon_compare.png",
         "quality.png",
     ]
     assert ("growth", found) in seen

@@ -17,6 +17,8 @@ CHARTS = [
     "active_users.png",
     "share.png",
     "japan.png",
+    "network.png",
+    "mastodon_compare.png",
     "quality.png",
 ]
 

@@ -160,7 +160,7 @@ def test_sqlite_to_postgresql_and_back_is_exact(
     for name, rows in original.items():
         assert lines[name].startswith(f"{name}: {len(rows)} rows ({len(rows)} written, 0 removed)")
         assert lines[name].endswith("verified")
-    assert "copy verified: 7 tables" in result.stdout
+    assert "copy verified: 8 tables" in result.stdout
     assert dump(postgres_url) == original
 
     # And back, from PostgreSQL (as the configured database) into a new SQLite file.

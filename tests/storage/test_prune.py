@@ -17,9 +17,10 @@ from tests.storage.test_copy import dump
 from tests.support.loopback import Loopback
 from tests.support.sites import MastodonSpec, iso
 from tracker.model import Fetched, TargetResult
+from tracker.storage import payload_codec
 from tracker.storage.engine import open_database
 from tracker.storage.prune import parse_age
-from tracker.storage.schema import fetches
+from tracker.storage.schema import fetches, payloads
 from tracker.storage.store import Store
 
 DAY0 = datetime(2022, 11, 1, 12, 0, tzinfo=UTC)
@@ -44,6 +45,24 @@ def only_old(log: list[tuple[int, datetime, str | None]], cutoff: datetime) -> s
     return {digest for digest, at in newest.items() if at < cutoff}
 
 
+def bases_needed(url: str, old: set[str]) -> set[str]:
+    """The old bodies a staying body is stored against, directly or through old ones."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = select(payloads.c.sha256, payloads.c.base_sha256)
+            below = {str(sha): base for sha, base in connection.execute(query)}
+    finally:
+        engine.dispose()
+    needed: set[str] = set()
+    for sha in set(below) - old:
+        base = below[sha]
+        while base is not None and base in old and base not in needed:
+            needed.add(base)
+            base = below[base]
+    return needed
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
     if request.param == "sqlite":
@@ -55,8 +74,11 @@ def ws(request: pytest.FixtureRequest, tmp_path: Path) -> Workspace:
 
 
 def test_collected_bodies_older_than_the_cutoff_go_and_observations_stay(
-    ws: Workspace, loopback: Loopback
+    ws: Workspace, loopback: Loopback, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A body stored whole every other version, so five days hold old chains that go
+    # whole and one that a kept delta still needs.
+    monkeypatch.setattr(payload_codec, "MAX_DEPTH", 1)
     spec = MastodonSpec()
     site = loopback.add(spec.routes(DAY0))
     ws.write_config({"collectors": {"fediverse": {"instances": [site.url], "peers": True}}})
@@ -71,9 +93,11 @@ def test_collected_bodies_older_than_the_cutoff_go_and_observations_stay(
     log = fetch_log(ws.db_url)
     now = DAY0 + timedelta(days=4, hours=1)
     cutoff = now - timedelta(days=2)
-    gone = only_old(log, cutoff)
-    shared = {d for _, at, d in log if d and at < cutoff} - gone
-    assert gone and shared  # the test means something only if both kinds exist
+    old = only_old(log, cutoff)
+    needed = bases_needed(ws.db_url, old)
+    gone = old - needed
+    shared = {d for _, at, d in log if d and at < cutoff} - old
+    assert gone and shared and needed  # the test means something only if all three exist
     unlinked = [row for row in log if row[2] in gone]
 
     result = ws.cli("db", "prune", "--payloads-older-than", "2d", TRACKER_NOW=iso(now))
@@ -81,6 +105,7 @@ def test_collected_bodies_older_than_the_cutoff_go_and_observations_stay(
     assert f"removed {len(gone)} archived payloads" in result.stdout
     assert f"{len(unlinked)} fetch log rows lost their body" in result.stdout
     assert "observations untouched" in result.stdout
+    assert f"{len(needed)} old payloads stayed as the base of newer ones" in result.stdout
 
     after = dump(ws.db_url)
     assert {row[0] for row in after["payloads"]} == {row[0] for row in before["payloads"]} - gone
@@ -91,10 +116,16 @@ def test_collected_bodies_older_than_the_cutoff_go_and_observations_stay(
     assert ws.export() == exported
 
     # reparse leaves the attempts that lost a body as they were, and rebuilds the rest.
+    # reparse leaves the attempts that lost a body as they were, and rebuilds the rest,
+    # the ones whose deltas are read through the old bases that stayed included.
+    lost = {at.date() for _, at, _ in unlinked}  # one attempt a day
+    assert 0 < len(lost) < 5
     reparsed = ws.cli("reparse")
     assert reparsed.returncode == 0, reparsed.stderr
-    assert "reparsed 2 attempts" in reparsed.stdout
-    assert "3 attempts had pruned payloads and were left as they were" in reparsed.stdout
+    assert f"reparsed {5 - len(lost)} attempts" in reparsed.stdout
+    assert f"{len(lost)} attempts had pruned payloads and were left as they were" in (
+        reparsed.stdout
+    )
     assert ws.export() == exported
 
     again = ws.cli("db", "prune", "--payloads-older-than", "2d", TRACKER_NOW=iso(now))

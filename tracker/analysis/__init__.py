@@ -9,6 +9,8 @@ Typical use in a notebook::
 
 Conventions (UTC days, ISO weeks labelled by Monday, per-period values summed) are
 in `tracker.analysis.conventions`; quality flags in `tracker.analysis.quality`.
+The crawl's daily totals per software family, with coverage, are `result.network`
+(`tracker.analysis.network`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import Engine
 from tracker.analysis.conventions import day_date, day_number, timestamps
 from tracker.analysis.events import Effect, Wave, flow_effect, level_effect, shares, waves
 from tracker.analysis.load import load_observations, load_points, load_series, with_names
+from tracker.analysis.network import flagged_series, network_view
 from tracker.analysis.pipeline import Analysis, analyse, list_series
 from tracker.analysis.quality import QualityRules, flag_points
 from tracker.analysis.series import (
@@ -59,12 +62,14 @@ __all__ = [
     "day_date",
     "day_number",
     "flag_points",
+    "flagged_series",
     "flow_effect",
     "level_effect",
     "list_series",
     "load_observations",
     "load_points",
     "load_series",
+    "network_view",
     "period_sums",
     "period_totals",
     "shares",

@@ -19,6 +19,8 @@ from sqlalchemy import BigInteger, ColumnElement, Engine, ScalarSelect, func, se
 
 from tracker.analysis.conventions import CUMULATIVE_METRICS, DAY_SECONDS, day_of
 from tracker.analysis.load import EVERYTHING, SERIES_COLUMNS, load_points
+from tracker.analysis.network import COLUMNS as NETWORK_COLUMNS
+from tracker.analysis.network import crawl_series, flagged_series, network_view
 from tracker.analysis.quality import OUTLIERS, QualityRules, flag_points
 from tracker.analysis.series import daily_values, period_sums, weekly_values
 from tracker.analysis.summaries import SeriesStats, series_stats
@@ -59,6 +61,11 @@ class Analysis:
     kept: set[int] = field(default_factory=set)
     network_targets: dict[GroupKey, str] = field(default_factory=dict)
     """Totals that are one aggregate target's own series (a relay), with that target."""
+    network: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=NETWORK_COLUMNS))
+    """The crawl's network view: daily totals per software family with coverage
+    (`tracker.analysis.network`); empty when the crawl never ran."""
+    clustered: frozenset[int] = frozenset()
+    """Series of servers flagged as spam clusters, left out of every network total."""
 
     @property
     def empty(self) -> bool:
@@ -158,8 +165,11 @@ def analyse(
     }
     totals = TotalsAccumulator(first_day, last_day, carry_days)
     networks = network_parts(listing)
+    clusters = flagged_series(engine) & frozenset(int(i) for i in listing.index)
+    left_out = networks.left_out | clusters
+    crawl_ids = crawl_series(listing)
     bounds = Filters(since=filters.since, until=filters.until)
-    daily_parts, weekly_parts, outlier_parts, stat_parts = [], [], [], []
+    daily_parts, weekly_parts, outlier_parts, stat_parts, crawl_parts = [], [], [], [], []
     instant = listing[listing["period"] == ""]
     for ids in _chunks(instant, chunk_points):
         frame = _listed(load_points(engine, bounds, ids).frame, listing)
@@ -170,7 +180,8 @@ def analyse(
         weekly = weekly_values(daily)
         outliers = flagged[flagged["flag"].isin(OUTLIERS)]
         del flagged
-        totals.add(daily[~daily["series_id"].isin(networks.left_out)], meta, source_last_day)
+        totals.add(daily[~daily["series_id"].isin(left_out)], meta, source_last_day)
+        crawl_parts.append(daily[daily["series_id"].isin(crawl_ids)])
         stat_parts.append(series_stats(daily, weekly, outliers))
         daily_parts.append(daily[daily["series_id"].isin(kept)])
         weekly_parts.append(weekly[weekly["series_id"].isin(kept)])
@@ -199,6 +210,8 @@ def analyse(
         last_day=last_day,
         kept=kept,
         network_targets=networks.sole,
+        network=network_view(daily_totals, _concat(crawl_parts), meta, carry_days),
+        clustered=clusters,
     )
 
 

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from tracker.analysis.conventions import week_of
+from tracker.analysis.network import CRAWL_SOURCE
 from tracker.analysis.series import adjusted, last_per_group
 
 GROUP = ["source", "platform", "metric"]
@@ -176,16 +177,21 @@ def network_parts(listing: pd.DataFrame) -> Networks:
     reading is the total (then the one with more readings, then by name), and the
     others are left out like any other target.
 
-    Never added to any total: a relay's reading of one host (`relay:<relay>/<host>`)
-    and a series of unknown meaning (`unattributed:...`). A source holding them has
+    Never added to any total: a relay's reading of one host (`relay:<relay>/<host>`),
+    a series of unknown meaning (`unattributed:...`), and the crawl's own counts
+    (source `crawl`: servers alive and measured per software family, already a
+    count of a whole family, and no aggregate: `servers_alive` is not
+    `servers_total`, so the crawl never becomes the total of any metric; see
+    `tracker.analysis.network`). A source holding relay hosts or unattributed series has
     a relay, so its network total is missing when the relay's own series is (a
     listing cut off stores no total), not the sum of every listed host, nor of the
     few PDSes enumerated beside them.
     """
     instant = listing[listing["period"] == ""]
-    left_out: set[int] = set()
+    crawl = instant["source"] == CRAWL_SOURCE
+    left_out: set[int] = {int(series_id) for series_id in instant.index[crawl.to_numpy(bool)]}
     sole: dict[GroupKey, str] = {}
-    for source, frame in instant.groupby("source", sort=True):
+    for source, frame in instant[~crawl].groupby("source", sort=True):
         never = [_never_added(str(target)) for target in frame["target"]]
         left_out |= {int(series_id) for series_id in frame.index[never]}
         chosen = _chosen_aggregate(frame)

@@ -21,7 +21,7 @@ import pandas as pd
 from tracker.analysis.events import Wave
 from tracker.analysis.pipeline import Analysis, Keep
 from tracker.analysis.totals import AGGREGATE_METRIC
-from tracker.charts import active, growth, japan, overview, quality, share
+from tracker.charts import active, compare, growth, japan, network, overview, quality, share
 from tracker.charts.base import Chart
 from tracker.charts.data import SOURCE_ORDER
 from tracker.charts.figure import empty_figure
@@ -30,7 +30,16 @@ from tracker.config import Event, ReportSettings
 
 log = logging.getLogger(__name__)
 
-CHART_NAMES = (overview.NAME, growth.NAME, active.NAME, share.NAME, japan.NAME, quality.NAME)
+CHART_NAMES = (
+    overview.NAME,
+    growth.NAME,
+    active.NAME,
+    share.NAME,
+    japan.NAME,
+    network.NAME,
+    compare.NAME,
+    quality.NAME,
+)
 """The files `draw_all` makes, in reading order (a report folder holds these)."""
 
 WaveKey = tuple[str, str, str]
@@ -53,6 +62,8 @@ def draw_all(
         (active.NAME, active.TITLE, lambda: active.draw(analysis, events)),
         (share.NAME, share.TITLE, lambda: share.draw(analysis, events)),
         (japan.NAME, japan.TITLE, lambda: japan.draw(analysis, events, report)),
+        (network.NAME, network.TITLE, lambda: network.draw(analysis, events)),
+        (compare.NAME, compare.TITLE, lambda: compare.draw(analysis, events)),
         (quality.NAME, quality.TITLE, lambda: quality.draw(analysis)),
     ]
     return [_safely(name, title, step) for name, title, step in steps]

@@ -27,7 +27,8 @@ over targets, or the aggregate target (a relay) whose own series the total is.""
 
 SOURCE_NOTES = {
     "joinmastodon": "official statistics of joinmastodon.org",
-    "fediverse": "servers listed in the config, read from their public APIs",
+    "fediverse": "servers listed in the config or found by `tracker crawl`, read from their "
+    "public APIs",
     "bluesky": "Bluesky relays and PDS hosts listed in the config",
     "tumblr": "Tumblr API",
     "wikipedia": "Wikimedia page views API",
@@ -37,7 +38,7 @@ SOURCE_NOTES = {
 }
 SOURCE_SHORT = {
     "joinmastodon": "official statistics",
-    "fediverse": "listed servers",
+    "fediverse": "listed or crawled servers",
     "bluesky": "listed relays and hosts",
     "mastodonusercount": "imported bot crawl",
     "instances_social": "imported",
@@ -77,6 +78,8 @@ def targets_of(analysis: Analysis, source: str, platform: str, metric: str) -> l
     chosen = meta[
         (meta["source"] == source) & (meta["platform"] == platform) & (meta["metric"] == metric)
     ]
+    # Servers of a spam cluster are no target of the total: "45 of 45", not "45 of 50".
+    chosen = chosen[~chosen.index.isin(list(analysis.clustered))]
     return sorted(str(target) for target in chosen["target"].unique())
 
 

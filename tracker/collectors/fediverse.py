@@ -14,18 +14,24 @@ from datetime import datetime
 from pydantic import Field
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings, ServerList
+from tracker.config import CollectorSettings, DiscoverSettings, ServerList
 from tracker.http.session import TargetSession
 from tracker.model import Fetched, Parsed, PayloadError, decode_json
 from tracker.parsers import fediverse as p
 from tracker.storage.history import History
-from tracker.targets import Target, unique_targets
+from tracker.targets import Target, target_for, unique_targets
+
+MISSKEY_PAGE = p.MISSKEY_PAGE
+MISSKEY_MAX_PAGES = 1000
+"""100,000 peers: bounds what one server can make the crawl ask."""
 
 
 class FediverseSettings(CollectorSettings):
     instances: ServerList = Field(default_factory=list)
     peers: bool = True
     """Fetch `/api/v1/instance/peers` (megabytes on the largest servers) for `peers_total`."""
+    discover: DiscoverSettings | None = None
+    """The crawl (`tracker crawl`, docs/crawl.md): absent, only `instances` are measured."""
 
 
 class FediverseCollector(Collector[FediverseSettings]):
@@ -48,16 +54,33 @@ class FediverseCollector(Collector[FediverseSettings]):
         "statuses",
     )
 
+    crawl_mode: bool = False
+    """Set by the crawl: NodeInfo and the whole peer list, not the per-server extras."""
+
     def targets(self, history: History) -> Sequence[Target]:
-        return unique_targets(self.settings.instances)
+        targets = unique_targets(self.settings.instances)
+        if self.settings.discover is not None:
+            # The known alive servers are measured too (their peers are not followed).
+            listed = {target.key for target in targets}
+            allow = self.config.http.allow_hosts
+            targets += [
+                target_for(host, allow)
+                for host in history.servers_in_state("alive")
+                if host not in listed
+            ]
+        return targets
 
     async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
         links = await session.fetch(p.WELLKNOWN, "/.well-known/nodeinfo")
-        if links.status is None:
-            return  # no HTTP answer at all (dead, robots, deadline): nothing else will work
-        software = await self._nodeinfo_software(links, session)
+        if links.status is None or links.status == 410:
+            return  # no HTTP answer (dead, robots, deadline), or gone on purpose
+        software, stop = await self._nodeinfo_software(links, session)
+        if stop:
+            return  # 410 or a privacy flag on NodeInfo: the admin opted out
         family = p.platform_of(software) if software else None
-        if family == "misskey":
+        if self.crawl_mode:
+            await self._crawl_extras(session, family)
+        elif family == "misskey":
             await session.fetch(
                 p.MISSKEY_STATS, "/api/stats", method="POST", json_body={}, optional=True
             )
@@ -66,23 +89,61 @@ class FediverseCollector(Collector[FediverseSettings]):
         elif family == "mastodon" or software is None:
             await self._mastodon(session, known=software is not None)
 
-    async def _nodeinfo_software(self, links: Fetched, session: TargetSession) -> str | None:
+    async def _nodeinfo_software(
+        self, links: Fetched, session: TargetSession
+    ) -> tuple[str | None, bool]:
+        """The software NodeInfo names, and whether to stop here (410, privacy flag)."""
         if not links.ok:
-            return None
+            return None, False
         try:
             href = p.pick_nodeinfo_href(decode_json(links))
         except PayloadError:
-            return None
+            return None, False
         if href is None:
-            return None
+            return None, False
         document = await session.fetch(p.NODEINFO, href)
+        if document.status == 410:
+            return None, True
         if not document.ok:
-            return None
+            return None, False
         try:
-            software, _ = p.read_nodeinfo(decode_json(document), p.Counts())
+            body = decode_json(document)
+            software, _ = p.read_nodeinfo(body, p.Counts())
         except PayloadError:
-            return None
-        return software
+            return None, False
+        return software, p.privacy_opt_out(body) is not None
+
+    async def _crawl_extras(self, session: TargetSession, family: str | None) -> None:
+        """A crawled server: its peer list in its own software's shape (docs/crawl.md)."""
+        if family is None:  # NodeInfo off: maybe Mastodon with the instance API on
+            v1 = await session.fetch(p.INSTANCE_V1, "/api/v1/instance", optional=True)
+            if not v1.ok:
+                return
+            family = "mastodon"
+        if family in p.MASTODON_PEERS_FAMILIES:
+            await session.fetch(p.PEERS, "/api/v1/instance/peers", optional=True)
+        elif family == "misskey":
+            await self._misskey_instances(session)
+        elif family == "lemmy":
+            await session.fetch(p.LEMMY_INSTANCES, "/api/v3/federated_instances", optional=True)
+
+    async def _misskey_instances(self, session: TargetSession) -> None:
+        """`POST /api/federation/instances` a page of 100 at a time, to the end."""
+        for page in range(MISSKEY_MAX_PAGES):
+            body = {"limit": MISSKEY_PAGE, "offset": page * MISSKEY_PAGE}
+            fetched = await session.fetch(
+                p.MISSKEY_INSTANCES,
+                "/api/federation/instances",
+                method="POST",
+                json_body=body,
+                optional=True,
+            )
+            try:
+                items = decode_json(fetched) if fetched.ok else None
+            except PayloadError:
+                return
+            if not isinstance(items, list) or len(items) < MISSKEY_PAGE:
+                return
 
     async def _mastodon(self, session: TargetSession, *, known: bool) -> None:
         v2 = await session.fetch(p.INSTANCE_V2, "/api/v2/instance", optional=True)

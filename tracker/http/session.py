@@ -91,6 +91,8 @@ class HttpContext:
     ssl_context: ssl.SSLContext = field(default_factory=make_ssl_context)
     respect_robots: bool = False
     secrets: tuple[str, ...] = ()
+    min_interval: float = 0.0
+    """Seconds between two request starts to one server (the crawl's politeness)."""
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -149,6 +151,7 @@ class _Attempt:
     error_detail: str | None = None
     retryable: bool = False
     final_url: str | None = None
+    moved_to: str | None = None
 
 
 class TargetSession:
@@ -159,6 +162,7 @@ class TargetSession:
         self.base_url = base_url.rstrip("/")
         self.records: list[Fetched] = []
         self._deadline = time.monotonic() + context.settings.deadline
+        self._next_start = 0.0
         self._client: httpx.AsyncClient | None = None
         self._robots: RobotFileParser | None = None
         self._robots_checked = False
@@ -263,6 +267,7 @@ class TargetSession:
                 elapsed_ms=round((time.monotonic() - started) * 1000),
                 attempts=tries,
                 final_url=self.context.redact(attempt.final_url) if attempt.final_url else None,
+                moved_to=attempt.moved_to,
             )
         )
 
@@ -288,12 +293,16 @@ class TargetSession:
         )
         try:
             async with asyncio.timeout(remaining):
+                permanent = True  # every hop so far a 301/308: the server says it moved
                 for hop in range(MAX_REDIRECTS + 1):
                     redirected = hop > 0
                     foreign = None if other_hosts else self._foreign(request.url)
                     if foreign is not None:
+                        foreign.moved_to = _host_port(request.url) if permanent else None
                         return foreign
+                    await self._pace()
                     response = await self._client.send(request, stream=True)
+                    permanent = permanent and response.status_code in (301, 308)
                     try:
                         if response.next_request is None:
                             body = await _read_capped(response, limit)
@@ -337,6 +346,13 @@ class TargetSession:
             result.error_detail = f"HTTP {status} {response.reason_phrase}".strip()
             result.retryable = status in RETRY_STATUSES
         return result
+
+    async def _pace(self) -> None:
+        """Keep request starts to this server `min_interval` apart."""
+        now = time.monotonic()
+        if self._next_start > now:
+            await asyncio.sleep(self._next_start - now)
+        self._next_start = max(now, self._next_start) + self.context.min_interval
 
     def _foreign(self, url: httpx.URL) -> _Attempt | None:
         """Refuse, before asking, a request or redirect hop that leaves the target's host.

@@ -57,6 +57,14 @@ ACTIVITY = "mastodon_activity"
 PEERS = "mastodon_peers"
 MISSKEY_STATS = "misskey_stats"
 LEMMY_SITE = "lemmy_site"
+MISSKEY_INSTANCES = "misskey_instances"
+LEMMY_INSTANCES = "lemmy_instances"
+PEER_KINDS = (PEERS, MISSKEY_INSTANCES, LEMMY_INSTANCES)
+MISSKEY_PAGE = 100
+"""The most `federation/instances` returns per request."""
+"""Peer lists, each in its software's own shape (tracker/parsers/peers.py reads them)."""
+MASTODON_PEERS_FAMILIES = frozenset({"mastodon", "pleroma"})
+"""Families that serve `/api/v1/instance/peers` (Pleroma and Akkoma implement it too)."""
 
 ACTIVITY_METRICS = {"registrations": "registrations", "logins": "logins", "statuses": "statuses"}
 
@@ -220,6 +228,82 @@ def count_peers(document: Any) -> int:
     return len({peer for peer in document if isinstance(peer, str)})
 
 
+def count_listed_peers(records: Sequence[Fetched]) -> int | None:
+    """Distinct peers of a Misskey (all pages) or Lemmy (`linked`) peer list, if read whole."""
+    listing = [r for r in records if r.kind in (MISSKEY_INSTANCES, LEMMY_INSTANCES)]
+    if not listing or not all(record.ok for record in listing):
+        return None  # a page missing: a count would be too low, so there is none
+    names: set[str] = set()
+    size = 0
+    for record in listing:
+        document = decode_json(record)
+        if record.kind == LEMMY_INSTANCES:
+            federated = document.get("federated_instances") if isinstance(document, dict) else None
+            document = federated.get("linked") if isinstance(federated, dict) else None
+            field = "domain"
+        else:
+            field = "host"
+        if not isinstance(document, list):
+            raise PayloadError("bad_shape", f"{record.kind} is not a list of servers")
+        size = len(document)
+        names.update(
+            item[field]
+            for item in document
+            if isinstance(item, dict) and isinstance(item.get(field), str)
+        )
+    if listing[-1].kind == MISSKEY_INSTANCES and size >= MISSKEY_PAGE:
+        return None  # paging stopped at its limit before the end
+    return len(names)
+
+
+_TRUE_TEXT = frozenset({"1", "true", "yes", "on"})
+
+
+def _flag_set(value: Any) -> bool:
+    """A flag as PHP software writes it: true, 1 or "1"/"true"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_TEXT
+    return False
+
+
+def privacy_opt_out(nodeinfo_document: Any) -> str | None:
+    """Why a NodeInfo document asks not to be counted, or None.
+
+    GNU social and Friendica (and Funkwhale) set `metadata.private` on a private
+    node; Hubzilla has `hide_in_statistics`. Honoured whatever the software says
+    it is: the flag is the admin's wish. Such a server is not measured at all.
+    """
+    if not isinstance(nodeinfo_document, dict):
+        return None
+    metadata = nodeinfo_document.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    if _flag_set(metadata.get("private")):
+        return "NodeInfo metadata.private"
+    if _flag_set(metadata.get("hide_in_statistics")):
+        return "NodeInfo metadata.hide_in_statistics"
+    return None
+
+
+def opt_out_failure(records: Sequence[Fetched]) -> Failure | None:
+    """410 on NodeInfo, or a NodeInfo privacy flag: the admin asked not to be counted."""
+    for record in records:
+        if record.kind in (WELLKNOWN, NODEINFO) and record.status == 410:
+            return Failure("opted_out", f"{record.kind}: HTTP 410 Gone")
+        if record.kind == NODEINFO and record.ok:
+            try:
+                reason = privacy_opt_out(decode_json(record))
+            except PayloadError:
+                continue
+            if reason is not None:
+                return Failure("opted_out", reason)
+    return None
+
+
 def iso_week_of_window(start: datetime) -> tuple[datetime, bool]:
     """The ISO week (its Monday 00:00 UTC) a 7-day window mostly covers, and whether
     the window is exactly that week.
@@ -337,6 +421,20 @@ def _newest_is_partial(
     return end > asked_at + ANSWER_SLACK
 
 
+def _offer_peers(
+    records: Sequence[Fetched], peers: Fetched | None, counts: Counts, rejections: list[Rejection]
+) -> None:
+    """`peers_total` from whichever peer list the server published, read whole."""
+    try:
+        listed = count_listed_peers(records)
+        if peers is not None:
+            counts.offer("peers_total", count_peers(decode_json(peers)))
+        elif listed is not None:
+            counts.offer("peers_total", listed)
+    except PayloadError as exc:
+        rejections.append(Rejection("peers_total", "(payload)", exc.detail))
+
+
 def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
     """All of one server's responses from one run, into observations.
 
@@ -345,6 +443,10 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
     a guess, marked `platform_known=False`, so it never renames the server's series.
     """
     parsed = Parsed()
+    opted_out = opt_out_failure(records)
+    if opted_out is not None:
+        parsed.failure = opted_out  # nothing of it is stored, not even the software
+        return parsed
     counts = Counts()
     by_kind = {record.kind: record for record in records if record.ok}
     nodeinfo = by_kind.get(NODEINFO)
@@ -377,12 +479,7 @@ def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: dateti
         return parsed
     parsed.failure = None  # an API answered even though NodeInfo did not
     parsed.platform = platform_of(parsed.software)
-    peers = by_kind.get(PEERS)
-    if peers is not None:
-        try:
-            counts.offer("peers_total", count_peers(decode_json(peers)))
-        except PayloadError as exc:
-            parsed.rejections.append(Rejection("peers_total", "(payload)", exc.detail))
+    _offer_peers(records, by_kind.get(PEERS), counts, parsed.rejections)
     values, rejected = counts.checked(parsed.software)
     parsed.rejections.extend(rejected)
     parsed.observations.extend(

@@ -258,7 +258,23 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
         what = f"{entry['source']} {entry['target']} {entry['metric']}"
         note = "accounts" if entry["metric"] == "users_total" else "monthly active users"
         rows.append((what, f"{last['value']:,} on {last['date']}", note))
-    return rows[:8]
+    return rows[:8] + _network_headline(summary)
+
+
+def _network_headline(summary: dict[str, Any], limit: int = 4) -> list[tuple[str, str, str]]:
+    """The crawl's largest families: accounts on their last day, and how much it covers."""
+    from tracker.charts.style import platform_name  # matplotlib: imported when drawing
+
+    rows = []
+    for family, figures in list(summary["network"]["families"].items())[:limit]:
+        if figures["accounts"] is None:
+            continue
+        note = f"accounts summed over {figures['servers_measured']:,} servers measured"
+        if figures["servers_alive"] is not None and figures["coverage"] is not None:
+            note += f" of {figures['servers_alive']:,} alive ({figures['coverage']:.0%})"
+        what = f"crawl {platform_name(family)} accounts"
+        rows.append((what, f"{figures['accounts']:,} on {figures['last_day']}", note))
+    return rows
 
 
 def _recent_flags(summary: dict[str, Any], limit: int = 30) -> list[dict[str, Any]]:

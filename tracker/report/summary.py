@@ -14,8 +14,11 @@ that is an aggregate target's own series (a relay: `tracker.analysis.totals.netw
 names it in `network_target`, and its effects are listed even though it has one target
 (the relay's own may not be, in a source of thousands of hosts). Dates are
 `YYYY-MM-DD`; a figure that cannot be computed is `null`. Extra keys (`range`,
-`empty`, `waves`, `per_period`, `coverage`, `network_target`) add to the contract,
-never change it.
+`empty`, `waves`, `per_period`, `coverage`, `network_target`, `network`) add to the
+contract, never change it.
+The crawl's network view is the top-level `network` object
+(`tracker.report.network_summary`); the crawl's own counts of servers (source
+`crawl`, one target per family) are ordinary series here.
 Event effects are listed for network totals, for the series of sources with at most
 `MAX_TARGETS_FOR_EFFECTS` targets (so one source with thousands of servers does not
 drown the list) and for per-period series of such sources (page views).
@@ -38,6 +41,7 @@ from tracker.analysis.series import adjusted
 from tracker.analysis.totals import GROUP
 from tracker.config import AnalysisSettings, Event
 from tracker.exchange import iso_z
+from tracker.report.network_summary import network_entry
 
 MAX_TARGETS_FOR_EFFECTS = 50
 Waves = dict[tuple[str, str, str], list[Wave]]
@@ -292,4 +296,5 @@ def build_summary(
         "series": series_entries(analysis) + total_entries(analysis, found),
         "per_period": period_entries(analysis),
         "events": event_entries(analysis, events, settings),
+        "network": network_entry(analysis),
     }

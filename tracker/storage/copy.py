@@ -61,13 +61,14 @@ from tracker.storage.schema import (
     rejections,
     runs,
     series,
+    servers,
 )
 
 BATCH_ROWS = 20_000
 BATCH_BYTES = 32 * 1024 * 1024
 """A batch also ends when its blobs reach this size, so archived bodies never fill memory."""
 
-TABLES = (runs, attempts, payloads, fetches, rejections, series, points)
+TABLES = (runs, attempts, payloads, fetches, rejections, series, points, servers)
 """Parents before children, so every batch satisfies the foreign keys on its own."""
 
 IDENTITY = {

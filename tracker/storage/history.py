@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
-from tracker.storage.schema import OBSERVATIONS_FROM, attempts, fetches, points, series
+from tracker.storage.schema import OBSERVATIONS_FROM, attempts, fetches, points, series, servers
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,14 @@ class History:
         with self.engine.connect() as connection:
             value: datetime | None = connection.execute(query).scalar()
         return value
+
+    def servers_in_state(self, state: str) -> list[str]:
+        """Hosts the crawl knows in this state (`alive`: measured by `tracker collect` too)."""
+        if self.engine is None:
+            return []
+        query = select(servers.c.host).where(servers.c.state == state).order_by(servers.c.host)
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
 
     def answered_urls(self, source: str, target: str, kinds: Sequence[str]) -> list[str]:
         """The URLs of every request of these kinds for one target that got a 200.

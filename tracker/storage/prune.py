@@ -7,6 +7,16 @@ document) stays for `tracker reparse`. The fetch rows stay too, with their
 `payload_sha256` cleared; `tracker reparse` leaves the attempts that lost a body
 exactly as they are.
 
+Deltas (payload_codec.py): a body is never removed while a row that stays is stored
+against it, directly or through other old rows: reading the kept row needs the whole
+chain. Such a body stays with its fetch log rows, and goes in a later prune once what
+is stored against it has gone. The old rows are taken deepest first, so a chain goes
+from its newest old row down, batch by batch, and each batch checks inside its write
+transaction which of its rows a row outside it is stored against: a collection that
+stored a new body against an old one a moment ago keeps it. On PostgreSQL each batch
+first locks `payloads` against inserts (a collection waits for that batch, a few
+milliseconds), so a delta written beside it cannot name a body it is removing.
+
 Space: SQLite gets it back with `VACUUM` (the file shrinks; it needs free disk
 about the size of the file while it runs). PostgreSQL gets `VACUUM ANALYZE`, which
 makes the space reusable by new rows without locking out a running collection;
@@ -45,6 +55,7 @@ class PruneSummary:
     stored_bytes: int = 0
     raw_bytes: int = 0
     fetches_unlinked: int = 0
+    kept_as_base: int = 0
     size_before: int | None = None
     size_after: int | None = None
     vacuum: str = ""
@@ -57,6 +68,11 @@ class PruneSummary:
             f"{self.cutoff:%Y-%m-%d %H:%M}Z; {self.fetches_unlinked} fetch log rows "
             f"{'would lose' if dry_run else 'lost'} their body; observations untouched"
         )
+        if self.kept_as_base:
+            text += (
+                f"; {self.kept_as_base} old payloads "
+                f"{'would stay' if dry_run else 'stayed'} as the base of newer ones"
+            )
         if self.vacuum:
             text += f"; {self.vacuum}"
         if self.size_before is not None and self.size_after is not None:
@@ -84,22 +100,32 @@ def _only_old_fetches(cutoff: datetime) -> ColumnElement[bool]:
 def prune_payloads(
     engine: Engine, cutoff: datetime, *, dry_run: bool = False, vacuum: bool = True
 ) -> PruneSummary:
-    """Delete the bodies only fetched before `cutoff`, in batches; then reclaim the space."""
+    """Delete the bodies only fetched before `cutoff`, in batches, deepest deltas first,
+    keeping every base a remaining row needs; then reclaim the space."""
     summary = PruneSummary(cutoff)
     old = _only_old_fetches(cutoff)
-    candidates = select(payloads.c.sha256).where(old).order_by(payloads.c.sha256)
+    candidates = (
+        select(payloads.c.sha256).where(old).order_by(payloads.c.depth.desc(), payloads.c.sha256)
+    )
     with engine.connect() as connection:
         keys = list(connection.execute(candidates).scalars())
     if dry_run:
+        removed: set[str] = set()
         with engine.connect() as connection:
             for part in _parts(keys):
-                _add_sizes(connection, summary, part)
-                summary.fetches_unlinked += _count_links(connection, part)
-        summary.payloads = len(keys)
+                doomed = _not_needed(connection, part, removed)
+                summary.kept_as_base += len(part) - len(doomed)
+                if doomed:
+                    _add_sizes(connection, summary, doomed)
+                    summary.fetches_unlinked += _count_links(connection, doomed)
+                removed.update(doomed)
+        summary.payloads = len(removed)
         return summary
     summary.size_before = database_size(engine)
     for part in _parts(keys):
         with write_transaction(engine) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE payloads IN SHARE ROW EXCLUSIVE MODE")
             # Checked again inside the write transaction: a collection may have
             # archived the same body a moment ago, and then it stays.
             still_old = list(
@@ -107,6 +133,9 @@ def prune_payloads(
                     select(payloads.c.sha256).where(payloads.c.sha256.in_(part), old)
                 ).scalars()
             )
+            doomed = _not_needed(connection, still_old, set())
+            summary.kept_as_base += len(still_old) - len(doomed)
+            still_old = doomed
             if not still_old:
                 continue
             _add_sizes(connection, summary, still_old)
@@ -127,6 +156,37 @@ def prune_payloads(
         summary.vacuum = reclaim_space(engine)
     summary.size_after = database_size(engine)
     return summary
+
+
+def _not_needed(connection: Connection, part: list[str], gone: set[str]) -> list[str]:
+    """The rows of `part` that no other row still there is stored against, directly or
+    through rows of `part` (`gone`: rows a dry run counts as removed already)."""
+    if not part:
+        return []
+    inside = set(part)
+    below = {
+        str(sha): base
+        for sha, base in connection.execute(
+            select(payloads.c.sha256, payloads.c.base_sha256).where(payloads.c.sha256.in_(part))
+        )
+    }
+    keep: set[str] = set()
+    dependents = select(payloads.c.sha256, payloads.c.base_sha256).where(
+        payloads.c.base_sha256.in_(part)
+    )
+    for sha, base in connection.execute(dependents):
+        if sha not in inside and sha not in gone:
+            keep.add(str(base))
+    frontier = list(keep)
+    while frontier:  # what the kept ones are stored against, inside this batch
+        following = []
+        for sha in frontier:
+            base = below.get(sha)
+            if base is not None and base in inside and base not in keep:
+                keep.add(base)
+                following.append(base)
+        frontier = following
+    return [sha for sha in part if sha not in keep]
 
 
 def _parts(keys: list[str]) -> list[list[str]]:

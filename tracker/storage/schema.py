@@ -135,11 +135,18 @@ attempts = Table(
 payloads = Table(
     "payloads",
     metadata,
+    # The sha256 of the body as received (what fetches.payload_sha256 names).
     Column("sha256", String(64), primary_key=True),
-    Column("size", Integer, nullable=False),
-    Column("codec", String(8), nullable=False),  # zlib
+    Column("size", Integer, nullable=False),  # bytes as received
+    Column("codec", String(8), nullable=False),  # zlib | zdelta | setfull | setdiff
     Column("body", LargeBinary, nullable=False),
     Column("first_seen", UtcDateTime(), nullable=False),
+    # A delta's base: the row it is stored against (payload_codec.py). No foreign key:
+    # `db copy` writes the rows in key order, bases after some of their deltas, and
+    # `db prune` keeps every base a kept row needs (prune.py); the index is for that.
+    Column("base_sha256", String(64)),
+    Column("depth", Integer, nullable=False, server_default="0"),
+    Index(None, "base_sha256"),
 )
 
 fetches = Table(
@@ -217,3 +224,24 @@ OBSERVATION_COLUMNS = {
 OBSERVATIONS_FROM = points.join(series, points.c.series_id == series.c.id)
 
 SERIES_KEY = ("source", "target", "metric", "period")
+
+servers = Table(
+    "servers",
+    metadata,
+    # Every fediverse server the crawl knows (docs/crawl.md): its state, why, and when
+    # it is due again. Times are Unix seconds: tens of thousands of rows, read whole.
+    Column("host", String(255), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("software", String(64)),
+    Column("first_seen", UnixTime(), nullable=False),
+    Column("last_seen", UnixTime()),
+    Column("last_checked", UnixTime()),
+    Column("discovered_from", String(255)),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("failing_since", UnixTime()),
+    Column("last_error", String(32)),
+    Column("next_check", UnixTime(), nullable=False),
+    Column("moved_to", String(255)),
+    Column("cluster", String(255)),
+    Index(None, "state", "next_check"),
+)

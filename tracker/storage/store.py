@@ -9,34 +9,24 @@ in flight, never one committed before.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
-from tracker.model import Failure, Fetched, Parsed, TargetResult, utc
+from tracker.model import Failure, Parsed, TargetResult, utc
 from tracker.storage.engine import write_transaction
+from tracker.storage.payload_archive import NewBody, PayloadWriter, digest_of, stream_keys
 from tracker.storage.points import (
     SeriesIds,
     delete_run_points,
-    insert_for,
     observation_rows,
     upsert_rows,
 )
-from tracker.storage.schema import attempts, fetches, payloads, rejections, runs
-
-CODEC = "zlib"
-
-
-def decompress(codec: str, stored: bytes) -> bytes:
-    if codec != CODEC:
-        raise ValueError(f"unknown payload codec {codec!r}")
-    return zlib.decompress(stored)
+from tracker.storage.schema import attempts, fetches, rejections, runs
 
 
 def insert_run(
@@ -75,6 +65,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.series_ids = SeriesIds()
+        self.archive = PayloadWriter()
+        """Archives bodies against each stream's previous version (payload_archive.py)."""
 
     def start_run(self, collector: str, started_at: datetime) -> int:
         with write_transaction(self.engine) as connection:
@@ -117,7 +109,12 @@ class Store:
             )
         return len(dead)
 
-    def write_target(self, run_id: int, result: TargetResult) -> int:
+    def write_target(
+        self,
+        run_id: int,
+        result: TargetResult,
+        also: Callable[[Connection], None] | None = None,
+    ) -> int:
         """Commit one finished target on its own; returns the observations written.
 
         The runner calls this for each target as soon as it finishes, so a crash
@@ -125,9 +122,14 @@ class Store:
         target is cheap on SQLite (WAL with synchronous=NORMAL does not sync the
         disk at each commit, see engine.py): about 0.5 ms more per target (bench/store.py).
         """
-        return self.write_targets(run_id, [result])[0]
+        return self.write_targets(run_id, [result], also)[0]
 
-    def write_targets(self, run_id: int, results: Sequence[TargetResult]) -> list[int]:
+    def write_targets(
+        self,
+        run_id: int,
+        results: Sequence[TargetResult],
+        also: Callable[[Connection], None] | None = None,
+    ) -> list[int]:
         """Write whole targets in one transaction; returns observations written per target.
 
         For bulk writers (benchmarks, tests) that want all or none of the set; a
@@ -135,11 +137,15 @@ class Store:
         """
         try:
             with write_transaction(self.engine) as connection:
-                written = write_targets(connection, run_id, results, self.series_ids)
+                written = write_targets(connection, run_id, results, self.series_ids, self.archive)
+                if also is not None:  # e.g. the crawl's server state, in the same commit
+                    also(connection)
         except BaseException:
             self.series_ids.rollback()
+            self.archive.rollback()
             raise
         self.series_ids.commit()
+        self.archive.commit()
         return written
 
 
@@ -148,13 +154,15 @@ def write_targets(
     run_id: int,
     results: Sequence[TargetResult],
     ids: SeriesIds | None = None,
+    archive: PayloadWriter | None = None,
 ) -> list[int]:
     """Attempts, fetch log, archive, rejections and observations of several targets.
 
     Statements are batched across the targets (one executemany per table), which
-    matters when a collection commits thousands of small targets.
+    matters when a collection commits thousands of small targets. `archive` stores
+    the new bodies (a fresh writer, with no memory of earlier versions, if None).
     """
-    archive: dict[str, dict[str, Any]] = {}
+    bodies: list[NewBody] = []
     fetch_rows: list[dict[str, Any]] = []
     rejection_rows: list[dict[str, Any]] = []
     written: list[int] = []
@@ -163,14 +171,11 @@ def write_targets(
         rows = observation_rows(result.source, run_id, parsed.observations)
         count = upsert_rows(connection, rows, ids)
         attempt_id = _insert_attempt(connection, run_id, result, count)
-        fetch_rows.extend(_fetch_rows(attempt_id, result.fetched, archive))
+        fetch_rows.extend(_fetch_rows(attempt_id, result, bodies))
         rejection_rows.extend(_rejection_rows(attempt_id, parsed))
         written.append(count)
-    if archive:
-        statement = insert_for(connection.dialect.name, payloads).on_conflict_do_nothing(
-            index_elements=["sha256"]
-        )
-        connection.execute(statement, list(archive.values()))
+    if bodies:
+        (archive or PayloadWriter()).write(connection, bodies)
     if fetch_rows:
         connection.execute(fetches.insert(), fetch_rows)
     if rejection_rows:
@@ -234,22 +239,18 @@ def _insert_attempt(connection: Connection, run_id: int, result: TargetResult, w
 
 
 def _fetch_rows(
-    attempt_id: int, fetched: Sequence[Fetched], archive: dict[str, dict[str, Any]]
+    attempt_id: int, result: TargetResult, bodies: list[NewBody]
 ) -> list[dict[str, Any]]:
-    """The fetch log of one attempt; each body goes into `archive` once, by content hash."""
+    """The fetch log of one attempt; each body goes into `bodies`, to be archived once
+    by content hash, with its stream (payload_archive.py)."""
     rows = []
-    for seq, item in enumerate(fetched):
+    fetched = result.fetched
+    streams = stream_keys(result.source, result.target, (item.kind[:64] for item in fetched))
+    for seq, (item, stream) in enumerate(zip(fetched, streams, strict=True)):
         digest = None
         if item.body is not None:
-            digest = hashlib.sha256(item.body).hexdigest()
-            if digest not in archive:
-                archive[digest] = {
-                    "sha256": digest,
-                    "size": len(item.body),
-                    "codec": CODEC,
-                    "body": zlib.compress(item.body, 6),
-                    "first_seen": utc(item.fetched_at),
-                }
+            digest = digest_of(item.body)
+            bodies.append(NewBody(digest, item.body, stream, item.fetched_at))
         rows.append(
             {
                 "attempt_id": attempt_id,

@@ -1,0 +1,1 @@
+"""The whole-fediverse crawl (docs/crawl.md): discovery, backoff and politeness rules."""
