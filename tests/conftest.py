@@ -34,7 +34,7 @@ def clean_env(**extra: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.lower().endswith("_proxy")
-        and not key.startswith("TRACKER_")
+        and (not key.startswith("TRACKER_") or key == "TRACKER_SHARED")
         and key != "PYTHONDONTWRITEBYTECODE"  # let the subprocess cache its bytecode
     }
     env["NO_PROXY"] = "*"
