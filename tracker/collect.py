@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,17 +104,11 @@ def collect(
 
         async def run_all() -> None:
             with contextlib.ExitStack() as stack:
-                event = stack.enter_context(stop.bound()) if stop is not None else None
-                if handle_signals and stop is not None:
-                    loop = asyncio.get_running_loop()
-                    for signum in (signal.SIGTERM, signal.SIGINT):
-                        # The loop's own handler wakes it even when the signal lands in
-                        # a resolver thread; the caller's handler is put back afterwards.
-                        stack.callback(
-                            signal.signal, signum, signal.getsignal(signum) or signal.SIG_DFL
-                        )
-                        loop.add_signal_handler(signum, stop.on_signal, signum)
-                        stack.callback(loop.remove_signal_handler, signum)
+                event = (
+                    stack.enter_context(stop.on_this_loop(handle_signals))
+                    if stop is not None
+                    else None
+                )
                 runner = Runner(store, clock, on_start=on_start, on_target=on_target, stop=event)
                 for collector in collectors:
                     if event is not None and event.is_set():

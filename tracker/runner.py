@@ -98,6 +98,25 @@ class StopRequest:
             with self._guard:
                 self._waiters.remove(waiter)
 
+    @contextlib.contextmanager
+    def on_this_loop(self, handle_signals: bool) -> Iterator[asyncio.Event]:
+        """`bound()`, and with `handle_signals` SIGTERM/SIGINT requesting the stop.
+
+        The loop's own handler wakes it even when the signal lands in a resolver
+        thread; the caller's handlers are put back afterwards.
+        """
+        with contextlib.ExitStack() as stack:
+            event = stack.enter_context(self.bound())
+            if handle_signals:
+                loop = asyncio.get_running_loop()
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    stack.callback(
+                        signal.signal, signum, signal.getsignal(signum) or signal.SIG_DFL
+                    )
+                    loop.add_signal_handler(signum, self.on_signal, signum)
+                    stack.callback(loop.remove_signal_handler, signum)
+            yield event
+
     def on_signal(self, signum: int) -> None:
         """First SIGTERM/SIGINT: stop gracefully. Second: leave at once.
 

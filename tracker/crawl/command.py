@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,15 +39,11 @@ def crawl(
 
         async def run() -> CrawlSummary:
             with contextlib.ExitStack() as stack:
-                event = stack.enter_context(stop.bound()) if stop is not None else None
-                if handle_signals and stop is not None:
-                    loop = asyncio.get_running_loop()
-                    for signum in (signal.SIGTERM, signal.SIGINT):
-                        stack.callback(
-                            signal.signal, signum, signal.getsignal(signum) or signal.SIG_DFL
-                        )
-                        loop.add_signal_handler(signum, stop.on_signal, signum)
-                        stack.callback(loop.remove_signal_handler, signum)
+                event = (
+                    stack.enter_context(stop.on_this_loop(handle_signals))
+                    if stop is not None
+                    else None
+                )
                 return await Crawl(config, store, clock, stop=event, on_server=on_server).run()
 
         return asyncio.run(run())
