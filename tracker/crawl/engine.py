@@ -40,7 +40,7 @@ from tracker.crawl.policy import (
     cluster_members_to_count,
 )
 from tracker.errors import ConfigError
-from tracker.http.session import HttpContext, redact_http_logs, user_agent
+from tracker.http.session import HttpContext, user_agent
 from tracker.model import Fetched, Observation, Parsed, TargetResult
 from tracker.parsers import fediverse as fp
 from tracker.parsers.peers import PeerSet, clean_peers, read_peer_records
@@ -177,7 +177,6 @@ class Crawl:
         now = self.clock()
         _raise_open_files_limit()
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(RESOLVER_THREADS))
-        redact_http_logs(())
         run_id = self.store.start_run(SOURCE, now)
         summary = CrawlSummary(run_id)
         resume_from = interrupted_crawl_start(self.store.engine, run_id)

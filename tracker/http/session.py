@@ -110,7 +110,7 @@ class HttpContext:
         return body
 
 
-def make_client(context: HttpContext) -> httpx.AsyncClient:
+def make_client(context: HttpContext, policy: AddressPolicy) -> httpx.AsyncClient:
     """A client whose every connection passes the address rule (addresses.py).
 
     Redirects are followed by `TargetSession` itself, one hop at a time, so each
@@ -126,7 +126,7 @@ def make_client(context: HttpContext) -> httpx.AsyncClient:
         max_connections=settings.per_host,
         max_keepalive_connections=settings.per_host,
         keepalive_expiry=5.0,
-        network_backend=GuardedBackend(AddressPolicy(settings.allow_hosts)),
+        network_backend=GuardedBackend(policy),
     )
     return httpx.AsyncClient(
         transport=transport,
@@ -171,7 +171,7 @@ class TargetSession:
         self._policy = AddressPolicy(context.settings.allow_hosts)
 
     async def __aenter__(self) -> TargetSession:
-        self._client = make_client(self.context)
+        self._client = make_client(self.context, self._policy)
         return self
 
     async def __aexit__(
