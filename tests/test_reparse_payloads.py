@@ -75,7 +75,8 @@ def test_reparse_of_collected_deltas_gives_the_same_observations(
         digests = [
             d
             for (d,) in connection.exec_driver_sql(
-                "SELECT payload_sha256 FROM fetches WHERE kind = 'mastodon_peers'"
+                "SELECT p.sha256 FROM fetches AS f JOIN payloads AS p ON p.id = f.payload_id "
+                "WHERE f.kind = 'mastodon_peers'"
             )
         ]
         read = PayloadReader().read(connection, digests)

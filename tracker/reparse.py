@@ -28,7 +28,7 @@ from tracker.model import Fetched, Parsed, outcome_for, utc
 from tracker.storage.engine import write_transaction
 from tracker.storage.payload_archive import PayloadReader, decoded_bodies
 from tracker.storage.points import SeriesIds
-from tracker.storage.schema import attempts, fetches
+from tracker.storage.schema import attempts, fetches, payloads
 from tracker.storage.store import delete_run_output, write_parsed
 
 
@@ -75,7 +75,10 @@ def load_fetched(
     """
     column = fetches.c
     rows = connection.execute(
-        select(fetches).where(column.attempt_id == attempt_id).order_by(column.seq)
+        select(fetches, payloads.c.sha256.label("payload_sha256"))
+        .outerjoin(payloads, payloads.c.id == column.payload_id)
+        .where(column.attempt_id == attempt_id)
+        .order_by(column.seq)
     ).all()
     digests = {row.payload_sha256 for row in rows if row.payload_sha256 is not None}
     bodies = decoded_bodies(reader or PayloadReader(), connection, digests)

@@ -143,8 +143,7 @@ def test_fetch_log_runs_and_payload_archive(workspace: Workspace, loopback: Loop
         # Identical bodies from both runs are archived once.
         assert db.execute("SELECT COUNT(*) FROM payloads").fetchone()[0] == 6
         assert (
-            db.execute("SELECT COUNT(*) FROM fetches WHERE payload_sha256 IS NULL").fetchone()[0]
-            == 0
+            db.execute("SELECT COUNT(*) FROM fetches WHERE payload_id IS NULL").fetchone()[0] == 0
         )
 
 

@@ -206,11 +206,11 @@ def test_a_rerun_writes_nothing_then_follows_the_source(
         connection.execute(delete(points).where(points.c.run_id == 3))
         connection.execute(delete(rejections).where(rejections.c.attempt_id < 30))
         connection.execute(update(runs).where(runs.c.id == 2).values(status="interrupted"))
-        connection.execute(update(fetches).values(payload_sha256=None).where(fetches.c.id < 40))
+        connection.execute(update(fetches).values(payload_id=None).where(fetches.c.id < 40))
         connection.execute(
             delete(payloads).where(
-                ~payloads.c.sha256.in_(
-                    select(fetches.c.payload_sha256).where(fetches.c.payload_sha256.is_not(None))
+                ~payloads.c.id.in_(
+                    select(fetches.c.payload_id).where(fetches.c.payload_id.is_not(None))
                 )
             )
         )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Connection, Engine, select
 
@@ -26,10 +27,29 @@ from tracker.storage.engine import (
     upgrade_schema,
     write_transaction,
 )
-from tracker.storage.schema import attempts, fetches, payloads, points, runs, series
+from tracker.storage.schema import UtcDateTime, attempts, points, runs, series
 
 S1, S2, S3, S4 = (int(datetime(2025, 1, day, 6, tzinfo=UTC).timestamp()) for day in (1, 2, 3, 4))
 Row = tuple[str, str, int, int, int | None]  # target, metric, observed_at, value, run
+
+OLD_PAYLOADS = sa.table(
+    "payloads",
+    sa.column("sha256"),
+    sa.column("size"),
+    sa.column("codec"),
+    sa.column("body", sa.LargeBinary()),
+    sa.column("first_seen", UtcDateTime()),
+)
+OLD_FETCHES = sa.table(
+    "fetches",
+    *(
+        sa.column(name)
+        for name in ("attempt_id", "seq", "kind", "method", "url", "status", "elapsed_ms")
+    ),
+    *(sa.column(name) for name in ("bytes", "attempts", "payload_sha256")),
+    sa.column("fetched_at", UtcDateTime()),
+)
+"""The two tables as revision 0001 made them (the schema module has today's)."""
 
 
 def at(second: int) -> datetime:
@@ -111,7 +131,7 @@ class OldDatabase:
         if body:
             digest = f"{attempt_id:032d}{seq:032d}"
             self.connection.execute(
-                payloads.insert().values(
+                OLD_PAYLOADS.insert().values(
                     sha256=digest,
                     size=len(body),
                     codec="zlib",
@@ -120,7 +140,7 @@ class OldDatabase:
                 )
             )
         self.connection.execute(
-            fetches.insert().values(
+            OLD_FETCHES.insert().values(
                 attempt_id=attempt_id,
                 seq=seq,
                 kind=kind,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, delete, inspect, select, update
+from sqlalchemy import Connection, Engine, delete, inspect, select, update
 
 from tracker.model import Fetched, TargetResult
 from tracker.parsers import fediverse as p
@@ -94,12 +94,25 @@ def payload_rows(engine: Engine) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in connection.execute(query)]
 
 
+def linked_digests(connection: Connection) -> list[str]:
+    """The digest of every body a fetch log row names (by its integer key)."""
+    query = select(payloads.c.sha256).join(fetches, fetches.c.payload_id == payloads.c.id)
+    return list(connection.execute(query).scalars())
+
+
+def fetch_links(connection: Connection) -> list[tuple[int, str | None]]:
+    query = (
+        select(fetches.c.id, payloads.c.sha256)
+        .outerjoin(payloads, payloads.c.id == fetches.c.payload_id)
+        .order_by(fetches.c.id)
+    )
+    return [(int(i), d) for i, d in connection.execute(query)]
+
+
 def read_back(engine: Engine) -> dict[str, bytes]:
     """Every body a fetch log row still names, decoded."""
     with engine.connect() as connection:
-        digests = [
-            d for (d,) in connection.execute(select(fetches.c.payload_sha256)) if d is not None
-        ]
+        digests = linked_digests(connection)
         found = PayloadReader().read(connection, digests)
     assert set(found) == set(digests)
     return {digest: base.decoded.body for digest, base in found.items()}
@@ -216,9 +229,7 @@ def test_prune_in_the_middle_of_a_chain_keeps_the_bases_kept_rows_need(engine: E
         for kind, body in bodies:
             same_reading(body, read[digest_of(body)], kind)
     with engine.connect() as connection:
-        linked = {
-            d for (d,) in connection.execute(select(fetches.c.payload_sha256)) if d is not None
-        }
+        linked = set(linked_digests(connection))
     assert linked == set(after)
 
     # Once the kept rows that need them are old too, they go.
@@ -250,8 +261,9 @@ def test_a_base_gone_from_under_a_writer_makes_it_write_the_body_whole(engine: E
     write(store, plan[1][0], [result(*plan[1])])
     second = {digest_of(body) for _, body in plan[1][1][1:]}
     with write_transaction(engine) as connection:
+        keys = select(payloads.c.id).where(payloads.c.sha256.in_(second))
         connection.execute(
-            update(fetches).values(payload_sha256=None).where(fetches.c.payload_sha256.in_(second))
+            update(fetches).values(payload_id=None).where(fetches.c.payload_id.in_(keys))
         )
         connection.execute(delete(payloads).where(payloads.c.sha256.in_(second)))
     write(store, plan[2][0], [result(*plan[2])])  # its memory names the rows just deleted
@@ -337,7 +349,7 @@ def test_migration_0005_down_writes_every_row_as_zlib_and_up_again(engine: Engin
         write(store, at, [result(at, bodies)])
     read = read_back(engine)
     with engine.connect() as connection:
-        links_before = list(connection.execute(select(fetches.c.id, fetches.c.payload_sha256)))
+        links_before = fetch_links(connection)
     migrate(engine, "0004", down=True)
     columns = {c["name"] for c in inspect(engine).get_columns("payloads")}
     assert columns == {"sha256", "size", "codec", "body", "first_seen"}
@@ -345,10 +357,37 @@ def test_migration_0005_down_writes_every_row_as_zlib_and_up_again(engine: Engin
         rows = list(
             connection.execute(select(payloads.c.sha256, payloads.c.codec, payloads.c.body))
         )
-        assert list(connection.execute(select(fetches.c.id, fetches.c.payload_sha256))) == (
-            links_before
-        )
+        old_links = "SELECT id, payload_sha256 FROM fetches ORDER BY id"
+        assert list(map(tuple, connection.exec_driver_sql(old_links))) == links_before
     assert {codec_name for _, codec_name, _ in rows} == {"zlib"}
     assert {sha: zlib.decompress(body) for sha, _, body in rows} == read
     migrate(engine, "head")
+    assert read_back(engine) == read
+    with engine.connect() as connection:
+        assert fetch_links(connection) == links_before  # 0007 keys the links by integer
+
+
+def test_migration_0007_keys_the_fetch_log_by_integer_and_back(engine: Engine) -> None:
+    """Down to digests and up again: every fetch row names the same body, nothing is lost."""
+    plan = history(12, seed=12)
+    store = Store(engine)
+    for at, bodies in plan:
+        write(store, at, [result(at, bodies)])
+    read = read_back(engine)
+    with engine.connect() as connection:
+        links_before = fetch_links(connection)
+        keys_before = sorted(connection.execute(select(payloads.c.id, payloads.c.sha256)).all())
+    assert any(digest is not None for _, digest in links_before)
+    migrate(engine, "0005", down=True)
+    assert "payload_id" not in {c["name"] for c in inspect(engine).get_columns("fetches")}
+    with engine.connect() as connection:
+        old_links = "SELECT id, payload_sha256 FROM fetches ORDER BY id"
+        assert list(map(tuple, connection.exec_driver_sql(old_links))) == links_before
+    migrate(engine, "head")
+    with engine.connect() as connection:
+        assert fetch_links(connection) == links_before
+        keys_after = connection.execute(select(payloads.c.sha256)).scalars().all()
+        if engine.dialect.name == "sqlite":  # the renamed tables' foreign keys hold
+            assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    assert sorted(keys_after) == sorted(sha for _, sha in keys_before)
     assert read_back(engine) == read

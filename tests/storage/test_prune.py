@@ -30,7 +30,9 @@ def fetch_log(url: str) -> list[tuple[int, datetime, str | None]]:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            query = select(fetches.c.id, fetches.c.fetched_at, fetches.c.payload_sha256)
+            query = select(fetches.c.id, fetches.c.fetched_at, payloads.c.sha256).outerjoin(
+                payloads, payloads.c.id == fetches.c.payload_id
+            )
             return [tuple(row) for row in connection.execute(query.order_by(fetches.c.id))]  # type: ignore[misc]
     finally:
         engine.dispose()
@@ -108,7 +110,9 @@ def test_collected_bodies_older_than_the_cutoff_go_and_observations_stay(
     assert f"{len(needed)} old payloads stayed as the base of newer ones" in result.stdout
 
     after = dump(ws.db_url)
-    assert {row[0] for row in after["payloads"]} == {row[0] for row in before["payloads"]} - gone
+    assert {row[1] for row in after["payloads"]} == {
+        row[1] for row in before["payloads"]
+    } - gone  # sha256
     expected_log = [(i, at, None if d in gone else d) for i, at, d in log]
     assert fetch_log(ws.db_url) == expected_log
     for table in ("runs", "attempts", "rejections", "series", "points"):

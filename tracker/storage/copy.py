@@ -123,9 +123,7 @@ class Spec:
     small: tuple[Column[Any], ...]
     blobs: tuple[Column[Any], ...]
     c_collation: bool
-    """Order text keys bytewise on PostgreSQL (`COLLATE "C"`), as SQLite does. Not for
-    `payloads`: its keys are lower-case hex of one length, which every collation
-    orders alike, and the plain order can use the primary-key index."""
+    """Order text keys bytewise on PostgreSQL (`COLLATE "C"`), as SQLite does."""
 
     @classmethod
     def of(cls, table: Table, c_collation: bool = True) -> Spec:
@@ -253,7 +251,7 @@ def copy_database(
         raise OtherDataError(f"{describe(target)} is the source database itself")
     with _snapshot(source) as snapshot:
         _refuse_other_history(snapshot, target)  # before writing anything
-        specs = [Spec.of(t, c_collation=t is not payloads) for t in TABLES]
+        specs = [Spec.of(t) for t in TABLES]
         specs += [Spec.of(t) for t in _extra_tables(snapshot, target)]
         reports = []
         for spec in specs:

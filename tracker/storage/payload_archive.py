@@ -8,8 +8,9 @@ fetch that archived one. A writer finds it in its own memory (a long-running
 `tracker schedule` wrote it six hours before) or else in the fetch log; the codecs
 are in `payload_codec.py`.
 
-Rows are still keyed by the sha256 of the body as received, so an identical body is
-stored once whatever its stream. A delta names its base (`base_sha256`), which can be
+The fetch log names a body by its integer key (`payloads.id`); rows are unique by
+the sha256 of the body as received, so an identical body is stored once whatever
+its stream. A delta names its base (`base_sha256`), which can be
 any row: `db prune` keeps every row a kept row is stored against (prune.py), and a
 writer checks, after inserting, that each base it used is still there, and writes
 the body whole when one is not (a prune on PostgreSQL, or a stale memory).
@@ -192,7 +193,9 @@ def _chain_query() -> Select[Any]:
 
 
 _CHAINS = _chain_query()
-_EXISTING = select(payloads.c.sha256, payloads.c.codec).where(payloads.c.sha256.in_(_KEYS))
+_EXISTING = select(payloads.c.sha256, payloads.c.id, payloads.c.codec).where(
+    payloads.c.sha256.in_(_KEYS)
+)
 """Statements built once: a crawl runs them for every server it writes, and building
 a statement costs more than SQLite takes to run it."""
 
@@ -239,10 +242,11 @@ class PayloadWriter:
     def rollback(self) -> None:
         self._staged.clear()
 
-    def write(self, connection: Connection, bodies: Sequence[NewBody]) -> None:
-        """Insert the bodies not archived yet, each against its stream's previous version."""
+    def write(self, connection: Connection, bodies: Sequence[NewBody]) -> dict[str, int]:
+        """Insert the bodies not archived yet, each against its stream's previous version;
+        returns the key (`payloads.id`) of every body, for the fetch log."""
         if not bodies:
-            return
+            return {}
         existing = _existing(connection, {b.digest for b in bodies})
         fresh = [b for b in bodies if b.digest not in existing]
         previous, read_now = self._previous(connection, fresh) if self.deltas else ({}, set())
@@ -265,12 +269,15 @@ class PayloadWriter:
             encoded[item.digest] = result
             rows[item.digest] = _row(item, result)
             self._staged[item.stream] = Base(item.digest, result.depth, result.decoded)
+        keys = {digest: key for digest, (key, _) in existing.items()}
         if not rows:
-            return
+            return keys
         statement = insert_for(connection.dialect.name, payloads).on_conflict_do_nothing(
             index_elements=["sha256"]
         )
         connection.execute(statement, list(rows.values()))
+        # Asked after the insert: on PostgreSQL another writer may have stored one first.
+        keys.update((d, k) for d, (k, _) in _existing(connection, rows.keys()).items())
         if connection.dialect.name == "sqlite":
             # One writer at a time: what this transaction read or wrote is still there.
             unsure = {
@@ -284,6 +291,7 @@ class PayloadWriter:
             unsure = {e.base_sha256 for e in encoded.values() if e.base_sha256 is not None}
         if unsure:
             self._check_bases(connection, encoded, unsure)
+        return keys
 
     def _known(self, stream: Stream) -> Base | None:
         if stream in self._staged:
@@ -326,7 +334,7 @@ class PayloadWriter:
         after the insert, so a prune that starts later sees these rows and keeps their
         bases. On SQLite only the bases from memory are unsure: its writers take turns,
         so what this transaction read is still there."""
-        codecs = _existing(connection, unsure)
+        codecs = {d: name for d, (_, name) in _existing(connection, unsure).items()}
         for digest, result in encoded.items():
             base = result.base_sha256
             if base is None or base not in unsure:
@@ -366,10 +374,12 @@ def _row(item: NewBody, result: Encoded) -> dict[str, Any]:
     }
 
 
-def _existing(connection: Connection, digests: Iterable[str]) -> dict[str, str]:
-    """The codec of each of these bodies that is archived already: an archived body is
-    stored once, and not even compressed again."""
-    return {str(sha): str(name) for sha, name in _run(connection, _EXISTING, digests)}
+def _existing(connection: Connection, digests: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """The key and codec of each of these bodies that is archived already: an archived
+    body is stored once, and not even compressed again."""
+    return {
+        str(sha): (int(key), str(name)) for sha, key, name in _run(connection, _EXISTING, digests)
+    }
 
 
 _RECENT = (
@@ -379,8 +389,9 @@ _RECENT = (
     .limit(LOOKBACK)
 )
 _LATEST = (
-    select(fetches.c.attempt_id, fetches.c.kind, fetches.c.payload_sha256)
+    select(fetches.c.attempt_id, fetches.c.kind, payloads.c.sha256)
     .join(attempts, attempts.c.id == fetches.c.attempt_id)
+    .outerjoin(payloads, payloads.c.id == fetches.c.payload_id)
     .where(fetches.c.attempt_id.in_(_RECENT))
     .order_by(attempts.c.started_at.desc(), attempts.c.id.desc(), fetches.c.seq)
 )

@@ -4,7 +4,7 @@ Observations, runs, attempts and the fetch log are never pruned: they are small,
 and they are the history. A body goes only when every fetch that archived it is
 older than the cutoff, so a body a recent fetch shares (an unchanged NodeInfo
 document) stays for `tracker reparse`. The fetch rows stay too, with their
-`payload_sha256` cleared; `tracker reparse` leaves the attempts that lost a body
+`payload_id` cleared; `tracker reparse` leaves the attempts that lost a body
 exactly as they are.
 
 Deltas (payload_codec.py): a body is never removed while a row that stays is stored
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, exists, func, select, update
 
 from tracker.storage.engine import write_transaction
 from tracker.storage.schema import fetches, payloads
@@ -91,7 +91,7 @@ def _only_old_fetches(cutoff: datetime) -> ColumnElement[bool]:
     """No fetch at or after the cutoff shares this body."""
     newer = (
         select(fetches.c.id)
-        .where(fetches.c.payload_sha256 == payloads.c.sha256, fetches.c.fetched_at >= cutoff)
+        .where(fetches.c.payload_id == payloads.c.id, fetches.c.fetched_at >= cutoff)
         .exists()
     )
     return and_(payloads.c.first_seen < cutoff, ~newer)
@@ -141,14 +141,14 @@ def prune_payloads(
             _add_sizes(connection, summary, still_old)
             unlinked = connection.execute(
                 update(fetches)
-                .where(fetches.c.payload_sha256.in_(still_old))
-                .values(payload_sha256=None)
+                .where(fetches.c.payload_id.in_(_keys_of(still_old)))
+                .values(payload_id=None)
             )
             summary.fetches_unlinked += max(unlinked.rowcount or 0, 0)
             gone = connection.execute(
                 payloads.delete().where(
                     payloads.c.sha256.in_(still_old),
-                    ~exists().where(fetches.c.payload_sha256 == payloads.c.sha256),
+                    ~exists().where(fetches.c.payload_id == payloads.c.id),
                 )
             )
             summary.payloads += max(gone.rowcount or 0, 0)
@@ -205,8 +205,12 @@ def _add_sizes(connection: Connection, summary: PruneSummary, keys: list[str]) -
 
 
 def _count_links(connection: Connection, keys: list[str]) -> int:
-    query = select(func.count()).where(fetches.c.payload_sha256.in_(keys))
+    query = select(func.count()).where(fetches.c.payload_id.in_(_keys_of(keys)))
     return int(connection.execute(query).scalar() or 0)
+
+
+def _keys_of(digests: list[str]) -> Select[tuple[int]]:
+    return select(payloads.c.id).where(payloads.c.sha256.in_(digests))
 
 
 def database_size(engine: Engine) -> int | None:

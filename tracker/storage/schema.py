@@ -135,8 +135,11 @@ attempts = Table(
 payloads = Table(
     "payloads",
     metadata,
-    # The sha256 of the body as received (what fetches.payload_sha256 names).
-    Column("sha256", String(64), primary_key=True),
+    # An integer key: the fetch log names a body by it (a few bytes a row, where the
+    # hex digest took 64 and its index as much again: at crawl scale most of the log).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # The sha256 of the body as received: an identical body is stored once.
+    Column("sha256", String(64), nullable=False, unique=True),
     Column("size", Integer, nullable=False),  # bytes as received
     Column("codec", String(8), nullable=False),  # zlib | zdelta | setfull | setdiff
     Column("body", LargeBinary, nullable=False),
@@ -167,9 +170,9 @@ fetches = Table(
     Column("attempts", Integer, nullable=False),
     Column("content_type", String(255)),
     Column("fetched_at", UtcDateTime(), nullable=False),
-    Column("payload_sha256", String(64), ForeignKey("payloads.sha256", ondelete="SET NULL")),
+    Column("payload_id", Id, ForeignKey("payloads.id", ondelete="SET NULL")),
     Index(None, "attempt_id", "seq"),
-    Index(None, "payload_sha256"),
+    Index(None, "payload_id"),
 )
 
 rejections = Table(

@@ -175,7 +175,10 @@ def write_targets(
         rejection_rows.extend(_rejection_rows(attempt_id, parsed))
         written.append(count)
     if bodies:
-        (archive or PayloadWriter()).write(connection, bodies)
+        keys = (archive or PayloadWriter()).write(connection, bodies)
+        for row in fetch_rows:
+            if row["payload_id"] is not None:
+                row["payload_id"] = keys[row["payload_id"]]
     if fetch_rows:
         connection.execute(fetches.insert(), fetch_rows)
     if rejection_rows:
@@ -267,7 +270,7 @@ def _fetch_rows(
                 "attempts": item.attempts,
                 "content_type": (item.content_type or None) and item.content_type[:255],
                 "fetched_at": utc(item.fetched_at),
-                "payload_sha256": digest,
+                "payload_id": digest,  # the digest until the archive gives its key
             }
         )
     return rows
