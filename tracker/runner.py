@@ -187,7 +187,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.history = History(store.engine)
+        self.history = History(store.engine, clock)
         self.on_start = on_start
         self.on_target = on_target
         self.stop = stop

@@ -27,10 +27,25 @@ def daily(rows: list[tuple[int, int, int]]) -> pd.DataFrame:
     return frame.assign(jump=0.0, flag="", cumulative=True)
 
 
-def totals_of(rows: list[tuple[int, int, int]], carry: int = 3) -> pd.DataFrame:
+def meta_of(count: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "source": ["fediverse"] * count,
+            "platform": ["mastodon"] * count,
+            "target": [f"s{n}.example" for n in range(1, count + 1)],
+            "metric": ["users_total"] * count,
+            "period": [""] * count,
+        },
+        index=pd.Index(range(1, count + 1), name="series_id"),
+    )
+
+
+def totals_of(
+    rows: list[tuple[int, int, int]], carry: int = 3, meta: pd.DataFrame = META
+) -> pd.DataFrame:
     frame = daily(rows)
     accumulator = TotalsAccumulator(int(frame["day"].min()), int(frame["day"].max()), carry)
-    accumulator.add(frame, META, {"fediverse": int(frame["day"].max())})
+    accumulator.add(frame, meta, {"fediverse": int(frame["day"].max())})
     return accumulator.frame().set_index("day")
 
 
@@ -143,3 +158,19 @@ def test_a_relay_is_its_sources_total_and_nothing_is_added_beside_it() -> None:
         ("bluesky", "bluesky", "users_total"): relay,
         ("bluesky", "bluesky", "servers_total"): relay,
     }
+
+
+def test_a_crawl_sized_total_tolerates_a_few_percent_carried_before_it_is_stale() -> None:
+    # 1,200 servers of 100 accounts; 30 (2.5%) miss day 2, 80 (6.7%) miss day 4.
+    missing = {2: range(30), 4: range(80)}
+    rows = [
+        (server, day, 100)
+        for server in range(1, 1_201)
+        for day in range(6)
+        if server - 1 not in missing.get(day, ())
+    ]
+    totals = totals_of(rows, meta=meta_of(1_200))
+    assert list(totals["stale"]) == [False, False, False, False, True, False]
+    # The same 2.5% in a small total is stale.
+    small = [(s, d, 100) for s in range(1, 41) for d in range(4) if (s, d) != (1, 2)]
+    assert bool(totals_of(small, meta=meta_of(40)).loc[2, "stale"])

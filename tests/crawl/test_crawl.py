@@ -368,3 +368,33 @@ def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
     name_of = {host: name for name, host in fed.names.items()}
     assert {name_of[t] for t in targets} == MEASURED | {"J"}  # peers are not followed
     assert "fediverse: 7 targets: 7 ok" in result.stdout
+
+
+def test_collect_measures_crawl_found_servers_once_a_day_and_listed_ones_every_run(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    fed, _ = build(loopback)
+    workspace.write_config(config(fed))
+    assert workspace.run("crawl", TRACKER_NOW=NOW).returncode == 0
+    j_site = next(s for s in loopback.sites if host_of(s) == fed.peer("J"))
+    settings = config(fed)
+    settings["collectors"]["fediverse"]["instances"] = [j_site.url]
+    workspace.write_config(settings)
+
+    def measured(now: str) -> set[str]:
+        result = workspace.run("collect", TRACKER_NOW=now)
+        assert result.returncode == 0, result.stderr
+        with sqlite3.connect(workspace.db) as db:
+            run_id = db.execute("SELECT max(id) FROM runs WHERE collector = 'fediverse'")
+            (last,) = run_id.fetchone()
+            rows = db.execute("SELECT target FROM attempts WHERE run_id = ?", (last,))
+            name_of = {host: name for name, host in fed.names.items()}
+            return {name_of[target] for (target,) in rows}
+
+    assert measured("2022-11-09T06:00:00Z") == MEASURED | {"J"}
+    assert measured("2022-11-09T12:00:00Z") == {"J"}  # the listed server, every run
+    assert measured("2022-11-10T00:30:00Z") == MEASURED | {"J"}  # a new UTC day
+
+    settings["collectors"]["fediverse"]["discover"]["measure_found"] = "every_run"
+    workspace.write_config(settings)
+    assert measured("2022-11-10T06:00:00Z") == MEASURED | {"J"}

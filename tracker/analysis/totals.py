@@ -4,7 +4,10 @@ A total only means something next to how many targets it covers, so every day
 carries `reporting` (targets with a reading that day) and `carried` (targets whose
 last value was carried forward). A target that misses a day keeps its last value for
 at most `carry_days` days, so one outage of a big server is not a fake crash of the
-network; a day on which carried values hold more than 1% of the total is `stale`.
+network; a day on which carried values hold more than 1% of the total is `stale`
+(5% for a total of at least 1,000 reporting targets: in a crawl of thousands, some
+servers miss every day, and a rule that fired daily would keep every week of the
+crawl's totals out of growth figures).
 
 Growth of a total never comes from coverage: `change` sums, over the targets present
 on both days, each target's own adjusted change. A target joining the crawl (or
@@ -32,6 +35,8 @@ from tracker.analysis.series import adjusted, last_per_group
 
 GROUP = ["source", "platform", "metric"]
 STALE_SHARE = 0.01
+LARGE_TOTAL_STALE_SHARE = 0.05
+LARGE_TOTAL_REPORTING = 1_000
 COLUMNS = [*GROUP, "day", "value", "reporting", "carried", "carried_value", "stale", "change"]
 
 
@@ -128,7 +133,10 @@ class TotalsAccumulator:
         frame.loc[first_of_group.to_numpy(), "change"] = np.nan
         value = frame["value"].where(frame["value"] != 0)
         share = (frame["carried_value"] / value).fillna(0)
-        frame["stale"] = (frame["carried"] > 0) & (share > STALE_SHARE)
+        limit = np.where(
+            frame["reporting"] >= LARGE_TOTAL_REPORTING, LARGE_TOTAL_STALE_SHARE, STALE_SHARE
+        )
+        frame["stale"] = (frame["carried"] > 0) & (share > limit)
         names = pd.DataFrame(self.keys, columns=GROUP)
         frame = frame.join(names, on="group").drop(columns="group")
         return frame[COLUMNS].sort_values([*GROUP, "day"]).reset_index(drop=True)

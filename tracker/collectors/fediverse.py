@@ -61,12 +61,14 @@ class FediverseCollector(Collector[FediverseSettings]):
         targets = unique_targets(self.settings.instances)
         if self.settings.discover is not None:
             # The known alive servers are measured too (their peers are not followed).
-            listed = {target.key for target in targets}
+            skip = {target.key for target in targets}
+            if self.settings.discover.measure_found == "daily":
+                skip |= history.measured_today(self.name)
             allow = self.config.http.allow_hosts
             targets += [
                 target_for(host, allow)
                 for host in history.servers_in_state("alive")
-                if host not in listed
+                if host not in skip
             ]
         return targets
 

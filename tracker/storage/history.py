@@ -9,11 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 from sqlalchemy import Engine, func, select
 
-from tracker.storage.schema import OBSERVATIONS_FROM, attempts, fetches, points, series, servers
+from tracker.clock import Clock, system_clock
+from tracker.storage.schema import (
+    OBSERVATIONS_FROM,
+    attempts,
+    fetches,
+    points,
+    runs,
+    series,
+    servers,
+)
 
 
 @dataclass(frozen=True)
@@ -24,8 +33,9 @@ class LastAttempt:
 
 
 class History:
-    def __init__(self, engine: Engine | None) -> None:
+    def __init__(self, engine: Engine | None, clock: Clock = system_clock) -> None:
         self.engine = engine
+        self.clock = clock
 
     def latest_observed(
         self, source: str, target: str, metric: str, period: str
@@ -54,6 +64,25 @@ class History:
         query = select(servers.c.host).where(servers.c.state == state).order_by(servers.c.host)
         with self.engine.connect() as connection:
             return list(connection.execute(query).scalars())
+
+    def measured_today(self, collector: str) -> set[str]:
+        """Targets a run of this collector measured (outcome ok) since 00:00 UTC today."""
+        if self.engine is None:
+            return set()
+        today = self.clock().astimezone(UTC).date()
+        midnight = datetime.combine(today, time(0), UTC)
+        query = (
+            select(attempts.c.target)
+            .join(runs, runs.c.id == attempts.c.run_id)
+            .where(
+                runs.c.collector == collector,
+                attempts.c.outcome == "ok",
+                attempts.c.started_at >= midnight,
+            )
+            .distinct()
+        )
+        with self.engine.connect() as connection:
+            return set(connection.execute(query).scalars())
 
     def answered_urls(self, source: str, target: str, kinds: Sequence[str]) -> list[str]:
         """The URLs of every request of these kinds for one target that got a 200.
