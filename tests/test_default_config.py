@@ -20,7 +20,14 @@ REQUIRED_EVENTS = {
 
 def test_default_config_loads_with_every_collector() -> None:
     config = load_config(REPO / "config.yaml")
-    assert set(config.collectors) == {"fediverse", "joinmastodon", "bluesky", "tumblr", "wikipedia"}
+    assert set(config.collectors) == {
+        "fediverse",
+        "joinmastodon",
+        "bluesky",
+        "tumblr",
+        "wikipedia",
+        "plc",
+    }
     assert config.database.endswith("/data/tracker.db")
 
 

@@ -32,6 +32,7 @@ from tracker.cli_common import (
     setup_logging,
 )
 from tracker.cli_db import db_app
+from tracker.cli_history import history_app
 from tracker.clock import clock_from_env
 from tracker.config import load_config
 from tracker.errors import TrackerError
@@ -50,6 +51,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(history_app, name="history")
 
 
 @app.command()

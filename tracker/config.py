@@ -162,6 +162,47 @@ class DiscoverSettings(Strict):
     crawl"), so four a day cost four times the disk for readings that mostly repeat."""
 
 
+def _families(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Family names are one lowercase word; patterns a host or `*.` and a domain."""
+    from tracker.targets import TargetError, normalise_host
+
+    for family, patterns in value.items():
+        if not family or not family.replace("_", "").isalnum() or family != family.lower():
+            raise ValueError(f"{family!r}: a family is one lowercase word, like bsky or bridge")
+        for index, pattern in enumerate(patterns):
+            try:
+                normalise_host(pattern.removeprefix("*."))
+            except TargetError as exc:
+                raise ValueError(f"{family} item {index}: {exc}") from None
+    return {family: [p.strip().lower() for p in patterns] for family, patterns in value.items()}
+
+
+def _default_plc_families() -> dict[str, list[str]]:
+    from tracker.parsers.plc import DEFAULT_FAMILIES
+
+    return {family: list(patterns) for family, patterns in DEFAULT_FAMILIES.items()}
+
+
+class PlcSettings(CollectorSettings):
+    """`collectors.plc`: sign-ups per day from the PLC directory export (collectors/plc.py)."""
+
+    directory: Annotated[str, AfterValidator(_http_url)] = "https://plc.directory"
+    """The directory (or a mirror of it) whose `/export` is paged."""
+    page_size: int = Field(1000, ge=1, le=1000)
+    """`count` of each export request; 1000 is the most the directory returns."""
+    pace: float = Field(1.0, ge=0, le=600)
+    """Seconds between two pages, on top of any Retry-After the directory asks for."""
+    max_pages: int = Field(100_000, ge=1, le=10_000_000)
+    """Pages per run at most (the run also stops at its `http.deadline`)."""
+    families: Annotated[dict[str, list[str]], AfterValidator(_families)] = Field(
+        default_factory=_default_plc_families
+    )
+    """PDS host patterns per family, first match wins; other hosts are `third_party`."""
+    http: HttpOverride = HttpOverride(deadline=840, timeout=60)
+    """A run pages for up to 14 minutes: jobs run one at a time, so a long backfill
+    must leave room for the others (it resumes at the next run)."""
+
+
 class Event(Strict):
     """A dated event whose effect the analysis measures and the charts mark."""
 

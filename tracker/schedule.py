@@ -48,6 +48,7 @@ DEFAULT_SCHEDULE: dict[str, str] = {
     "joinmastodon": "10 0 * * *",
     "tumblr": "40 0 * * *",
     "wikipedia": "30 2 * * *",
+    "plc": "45 * * * *",
     "crawl": "0 3 * * *",
     "report": "0 4 * * *",
 }

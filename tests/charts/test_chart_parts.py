@@ -25,6 +25,7 @@ from tracker.charts import (
     overview,
     quality,
     share,
+    signups,
 )
 from tracker.charts.figure import finish, new_figure
 from tracker.charts.markers import event_lines, label_events, short
@@ -156,7 +157,7 @@ def test_draw_all_hands_the_waves_to_the_growth_chart(monkeypatch: pytest.Monkey
 
         return draw
 
-    for module in (overview, growth, active, share, japan, quality):
+    for module in (overview, growth, signups, active, share, japan, quality):
         monkeypatch.setattr(module, "draw", stub(module.__name__.rsplit(".", 1)[1]))
     found = {("fediverse", "mastodon", "users_total"): [Wave(0, 7, 0, 1.0)]}
     analysis = Analysis.nothing()
@@ -164,6 +165,7 @@ def test_draw_all_hands_the_waves_to_the_growth_chart(monkeypatch: pytest.Monkey
     assert [chart.name for chart in charts] == [
         "overview.png",
         "growth.png",
+        "signups.png",
         "active.png",
         "share.png",
         "japan.png",

@@ -24,6 +24,7 @@ from tracker.config import DEFAULT_EVENTS
 NAMES = [
     "overview.png",
     "weekly_growth.png",
+    "signups.png",
     "active_users.png",
     "share.png",
     "japan.png",

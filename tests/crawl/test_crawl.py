@@ -345,9 +345,10 @@ def test_an_unreadable_exclude_file_is_one_config_line(workspace: Workspace) -> 
     assert "nope.txt" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
+def crawled_then_listing_j(
     workspace: Workspace, loopback: Loopback
-) -> None:
+) -> tuple[Fediverse, dict[str, Any]]:
+    """After a crawl, a config listing server J (which the crawl also found)."""
     fed, _ = build(loopback)
     workspace.write_config(config(fed))
     assert workspace.run("crawl", TRACKER_NOW=NOW).returncode == 0
@@ -355,6 +356,13 @@ def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
     settings = config(fed)
     settings["collectors"]["fediverse"]["instances"] = [j_site.url]
     workspace.write_config(settings)
+    return fed, settings
+
+
+def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    fed, _ = crawled_then_listing_j(workspace, loopback)
     result = workspace.run("collect", TRACKER_NOW="2022-11-09T18:00:00Z")
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(workspace.db) as db:
@@ -373,13 +381,7 @@ def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
 def test_collect_measures_crawl_found_servers_once_a_day_and_listed_ones_every_run(
     workspace: Workspace, loopback: Loopback
 ) -> None:
-    fed, _ = build(loopback)
-    workspace.write_config(config(fed))
-    assert workspace.run("crawl", TRACKER_NOW=NOW).returncode == 0
-    j_site = next(s for s in loopback.sites if host_of(s) == fed.peer("J"))
-    settings = config(fed)
-    settings["collectors"]["fediverse"]["instances"] = [j_site.url]
-    workspace.write_config(settings)
+    fed, settings = crawled_then_listing_j(workspace, loopback)
 
     def measured(now: str) -> set[str]:
         result = workspace.run("collect", TRACKER_NOW=now)

@@ -71,6 +71,7 @@ def test_summary_gains_the_crawls_totals_per_family(workspace: Workspace) -> Non
 def test_existing_keys_keep_their_shape_beside_the_crawl(workspace: Workspace) -> None:
     summary, _ = report(workspace)
     assert set(summary) == {
+        "headline",  # added by issue 12: the answer first
         "generated_at",
         "empty",
         "range",

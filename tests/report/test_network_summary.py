@@ -61,7 +61,11 @@ def test_summary_network_total_of_bluesky_is_the_relays_series_with_its_waves_an
     network, own = effects[("*", "users_total")], effects[(RELAY, "users_total")]
     assert {**network, "target": RELAY} == own
     assert network["observed"] == 14 * 310
-    # The page's headline shows the relay's count, not one of the hosts it lists.
+    # The page's headline measures the relay's count, not one of the hosts it lists.
+    [headline] = [e for e in summary["headline"]["events"] if e["date"] == "2024-02-06"]
+    [gain] = [g for g in headline["gains"] if g["source"] == "bluesky"]
+    assert gain["observed"] == network["observed"]
+    assert gain["source_text"].endswith(f"({RELAY})")
     page = (out / "index.html").read_text(encoding="utf-8")
-    assert f"bluesky {RELAY} users_total" in page
+    assert f"({RELAY})" in page
     assert f"{RELAY}/" not in page

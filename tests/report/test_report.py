@@ -14,6 +14,7 @@ from tests.support.datasets import instances_social, joinmastodon, write_csv
 CHARTS = [
     "overview.png",
     "weekly_growth.png",
+    "signups.png",
     "active_users.png",
     "share.png",
     "japan.png",

@@ -21,7 +21,17 @@ import pandas as pd
 from tracker.analysis.events import Wave
 from tracker.analysis.pipeline import Analysis, Keep
 from tracker.analysis.totals import AGGREGATE_METRIC
-from tracker.charts import active, compare, growth, japan, network, overview, quality, share
+from tracker.charts import (
+    active,
+    compare,
+    growth,
+    japan,
+    network,
+    overview,
+    quality,
+    share,
+    signups,
+)
 from tracker.charts.base import Chart
 from tracker.charts.data import SOURCE_ORDER
 from tracker.charts.figure import empty_figure
@@ -33,6 +43,7 @@ log = logging.getLogger(__name__)
 CHART_NAMES = (
     overview.NAME,
     growth.NAME,
+    signups.NAME,
     active.NAME,
     share.NAME,
     japan.NAME,
@@ -59,6 +70,7 @@ def draw_all(
     steps: list[tuple[str, str, Callable[[], Chart]]] = [
         (overview.NAME, overview.TITLE, lambda: overview.draw(analysis, events)),
         (growth.NAME, growth.TITLE, lambda: growth.draw(analysis, events, waves)),
+        (signups.NAME, signups.TITLE, lambda: signups.draw(analysis, events)),
         (active.NAME, active.TITLE, lambda: active.draw(analysis, events)),
         (share.NAME, share.TITLE, lambda: share.draw(analysis, events)),
         (japan.NAME, japan.TITLE, lambda: japan.draw(analysis, events, report)),

@@ -32,16 +32,22 @@ SOURCE_NOTES = {
     "bluesky": "Bluesky relays and PDS hosts listed in the config",
     "tumblr": "Tumblr API",
     "wikipedia": "Wikimedia page views API",
+    "plc": "new did:plc identities in the PLC directory export, by PDS family",
     "mastodonusercount": "imported crawl of the @mastodonusercount bot",
+    "joinmastodon_archive": "imported archive of joinmastodon.org's official statistics",
     "instances_social": "imported instances.social totals",
+    "bluesky_users": "imported Bluesky account counts (bluesky-users archive)",
     "bsky_users": "imported bsky-users tracker",
 }
 SOURCE_SHORT = {
     "joinmastodon": "official statistics",
     "fediverse": "listed or crawled servers",
     "bluesky": "listed relays and hosts",
+    "plc": "PLC directory",
     "mastodonusercount": "imported bot crawl",
+    "joinmastodon_archive": "imported official statistics",
     "instances_social": "imported",
+    "bluesky_users": "imported counts",
     "bsky_users": "imported tracker",
 }
 """A few words for panel titles; captions carry the full `SOURCE_NOTES`."""

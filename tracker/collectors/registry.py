@@ -8,6 +8,7 @@ from tracker.collectors.base import Collector
 from tracker.collectors.bluesky import BlueskyCollector
 from tracker.collectors.fediverse import FediverseCollector
 from tracker.collectors.joinmastodon import JoinMastodonCollector
+from tracker.collectors.plc import PlcCollector
 from tracker.collectors.tumblr import TumblrCollector
 from tracker.collectors.wikipedia import WikipediaCollector
 
@@ -17,6 +18,7 @@ COLLECTORS: tuple[type[Collector[Any]], ...] = (
     BlueskyCollector,
     TumblrCollector,
     WikipediaCollector,
+    PlcCollector,
 )
 
 

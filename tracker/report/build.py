@@ -23,10 +23,10 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from tracker.analysis.pipeline import Analysis, analyse
-from tracker.analysis.totals import relay_host
 from tracker.config import Config
 from tracker.errors import TrackerError
 from tracker.report import html
+from tracker.report.headline import table as headline_table
 from tracker.report.summary import MAX_TARGETS_FOR_EFFECTS, build_summary, total_waves
 from tracker.storage.filters import Filters
 
@@ -178,8 +178,10 @@ def _write(
             period=_period_text(analysis, since, until),
             notices=_notices(analysis),
             figures=[html.Figure(c.name, c.title, c.caption) for c in charts],
-            headline=_headline(summary),
+            headline=_network_headline(summary),
             flags=_recent_flags(summary),
+            answer=summary["headline"]["text"],
+            answer_table=headline_table(summary["headline"]),
         )
         (staging / "index.html").write_text(page, encoding="utf-8")
         files += ["summary.json", "index.html"]
@@ -241,24 +243,6 @@ def _notices(analysis: Analysis) -> list[str]:
             "computed yet are left out."
         ]
     return []
-
-
-def _headline(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
-    rows = []
-    for entry in summary["series"]:
-        if entry["target"] == "*" or entry["metric"] not in ("users_total", "users_active_month"):
-            continue
-        if entry["source"] not in ("joinmastodon", "bluesky", "bsky_users", "mastodonusercount"):
-            continue
-        if relay_host(entry["target"]):
-            continue  # one host of thousands a relay lists: the relay's own entry is the headline
-        last = entry["last"]
-        if last is None:
-            continue
-        what = f"{entry['source']} {entry['target']} {entry['metric']}"
-        note = "accounts" if entry["metric"] == "users_total" else "monthly active users"
-        rows.append((what, f"{last['value']:,} on {last['date']}", note))
-    return rows[:8] + _network_headline(summary)
 
 
 def _network_headline(summary: dict[str, Any], limit: int = 4) -> list[tuple[str, str, str]]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from tracker.report.headline import Table
+
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "Hiragino Sans", "Noto Sans CJK JP",
        sans-serif; max-width: 1240px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -23,6 +25,7 @@ figcaption h2 { font-size: 1.15em; margin: 0 0 0.3em 0; }
 table { border-collapse: collapse; margin: 1em 0; font-size: 0.95em; }
 td, th { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.answer p { font-size: 1.08em; line-height: 1.5; margin: 0.5em 0; }
 footer { color: #666; font-size: 0.9em; margin-top: 3em; }
 """
 
@@ -42,8 +45,12 @@ def render(
     figures: Sequence[Figure],
     headline: Sequence[tuple[str, str, str]],
     flags: Sequence[dict[str, Any]],
+    answer: Sequence[str] = (),
+    answer_table: Table | None = None,
 ) -> str:
-    """The whole page. `headline`: (what, value, note) rows; `flags`: recent flags to list."""
+    """The whole page. `answer`: the headline's sentences, right under the title, then
+    `answer_table`; `headline`: (what, value, note) rows of the crawled network;
+    `flags`: recent flags to list."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -51,8 +58,16 @@ def render(
         "<title>Where people went after Twitter: tracker report</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>Where people went after Twitter</h1>",
-        f'<p class="meta">Report generated {escape(generated_at)} (UTC). {escape(period)}</p>',
     ]
+    if answer or answer_table is not None:
+        parts.append('<section class="answer">')
+        parts += [f"<p>{escape(sentence)}</p>" for sentence in answer]
+        if answer_table is not None and answer_table.rows:
+            parts.append(_table(answer_table))
+        parts.append("</section>")
+    parts.append(
+        f'<p class="meta">Report generated {escape(generated_at)} (UTC). {escape(period)}</p>'
+    )
     parts += [f'<p class="notice">{escape(notice)}</p>' for notice in notices]
     if headline:
         parts.append("<table><tr><th>figure</th><th>value</th><th>how it is counted</th></tr>")
@@ -84,6 +99,22 @@ def render(
         "a different thing.</footer></body></html>"
     )
     return "\n".join(parts) + "\n"
+
+
+def _table(table: Table) -> str:
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in table.header)
+    rows = [
+        "<tr>"
+        + "".join(
+            f'<td class="num">{escape(cell)}</td>'
+            if index in table.numeric
+            else f"<td>{escape(cell)}</td>"
+            for index, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in table.rows
+    ]
+    return "\n".join([f'<table class="answer"><tr>{head}</tr>', *rows, "</table>"])
 
 
 def _paragraphs(text: str) -> str:

@@ -1,7 +1,8 @@
 """`summary.json`: the report's figures as a contract scripts read.
 
 ```json
-{"generated_at": "2026-01-01T00:00:00Z",
+{"headline": {"text": ["Mastodon gained ..."], "events": [...]},
+ "generated_at": "2026-01-01T00:00:00Z",
  "series": [{"source", "platform", "target", "metric", "first": {"date", "value"},
              "last": {...}, "peak": {...}, "largest_weekly_gain": {"week", "value"},
              "flags": [{"date", "kind", "detail"}]}],
@@ -14,8 +15,9 @@ that is an aggregate target's own series (a relay: `tracker.analysis.totals.netw
 names it in `network_target`, and its effects are listed even though it has one target
 (the relay's own may not be, in a source of thousands of hosts). Dates are
 `YYYY-MM-DD`; a figure that cannot be computed is `null`. Extra keys (`range`,
-`empty`, `waves`, `per_period`, `coverage`, `network_target`, `network`) add to the
-contract, never change it.
+`empty`, `waves`, `per_period`, `coverage`, `network_target`, `network`, and `headline`,
+first: the answer the page opens with, `tracker.report.headline`) add to the contract,
+never change it.
 The crawl's network view is the top-level `network` object
 (`tracker.report.network_summary`); the crawl's own counts of servers (source
 `crawl`, one target per family) are ordinary series here.
@@ -41,6 +43,7 @@ from tracker.analysis.series import adjusted
 from tracker.analysis.totals import GROUP
 from tracker.config import AnalysisSettings, Event
 from tracker.exchange import iso_z
+from tracker.report.headline import headline_entry
 from tracker.report.network_summary import network_entry
 
 MAX_TARGETS_FOR_EFFECTS = 50
@@ -285,6 +288,7 @@ def build_summary(
 ) -> dict[str, Any]:
     found = total_waves(analysis, settings)
     return {
+        "headline": headline_entry(analysis, events, settings),
         "generated_at": iso_z(generated_at),
         "empty": analysis.empty,
         "range": {

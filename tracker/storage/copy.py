@@ -54,6 +54,7 @@ from tracker.storage.engine import describe, write_transaction
 from tracker.storage.points import insert_for
 from tracker.storage.schema import (
     attempts,
+    collector_state,
     fetches,
     metadata,
     payloads,
@@ -68,7 +69,17 @@ BATCH_ROWS = 20_000
 BATCH_BYTES = 32 * 1024 * 1024
 """A batch also ends when its blobs reach this size, so archived bodies never fill memory."""
 
-TABLES = (runs, attempts, payloads, fetches, rejections, series, points, servers)
+TABLES = (
+    runs,
+    attempts,
+    payloads,
+    fetches,
+    rejections,
+    series,
+    points,
+    servers,
+    collector_state,
+)
 """Parents before children, so every batch satisfies the foreign keys on its own."""
 
 IDENTITY = {

@@ -248,3 +248,15 @@ servers = Table(
     Column("cluster", String(255)),
     Index(None, "state", "next_check"),
 )
+
+collector_state = Table(
+    "collector_state",
+    metadata,
+    # Small named values an incremental collector keeps between runs, written in the
+    # same transaction as the rows they describe (the PLC export cursor with the day
+    # counts of its page: tracker/storage/collector_state.py).
+    Column("collector", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)

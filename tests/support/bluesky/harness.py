@@ -111,8 +111,13 @@ class PdsServers:
             self.process.stdin.close()
 
 
-def start_pds(workdir: Path, *, invite_required: bool) -> PdsServers:
-    """Start the servers in `workdir` (data, blobs, log); a taken port is retried."""
+def start_pds(
+    workdir: Path, *, invite_required: bool, plc_database: str | None = None
+) -> PdsServers:
+    """Start the servers in `workdir` (data, blobs, log); a taken port is retried.
+
+    `plc_database`: a PostgreSQL URL (`postgresql://`) for the PLC directory, whose
+    in-memory database cannot serve `/export`."""
     cache = node_cache()
     if not (cache / ".installed").exists():
         raise ServersUnavailable(
@@ -147,6 +152,8 @@ def start_pds(workdir: Path, *, invite_required: bool) -> PdsServers:
             "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX": secrets.token_hex(32),
             "LOG_ENABLED": "false",
         }
+        if plc_database is not None:
+            env["TRACKER_PLC_DB_URL"] = plc_database
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [node, str(SCRIPT)],

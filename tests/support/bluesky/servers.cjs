@@ -6,8 +6,8 @@
 //   TRACKER_READY_FILE    where to write {"pds": url, "plc": url} once both listen
 //   PDS_PORT, PDS_DATA_DIRECTORY, PDS_BLOBSTORE_DISK_LOCATION, ... the PDS's own
 //                         variables, read the way its service entry reads them
-// The PLC directory runs in this process on an in-memory database and a port the
-// kernel picks; the PDS needs a known port because its public URL is configured.
+// The PLC directory runs in this process on an in-memory database (or PostgreSQL at
+// TRACKER_PLC_DB_URL, for its /export) and a port the kernel picks; the PDS needs a known port because its public URL is configured.
 // Both servers call `app.listen(port)`, which binds every interface, so `listen`
 // is wrapped to bind 127.0.0.1 only. The process ends when its stdin closes (the
 // test process died) or on SIGTERM/SIGINT.
@@ -33,7 +33,14 @@ function loopbackOnly(app) {
 }
 
 async function main() {
-  const plcServer = plc.PlcServer.create({ db: plc.Database.mock(), port: 0 })
+  // The in-memory database cannot export (its exportOps returns nothing): with
+  // TRACKER_PLC_DB_URL the directory keeps its operations in that PostgreSQL database.
+  let plcDb = plc.Database.mock()
+  if (process.env.TRACKER_PLC_DB_URL) {
+    plcDb = plc.Database.postgres({ url: process.env.TRACKER_PLC_DB_URL })
+    await plcDb.migrateToLatestOrThrow()
+  }
+  const plcServer = plc.PlcServer.create({ db: plcDb, port: 0 })
   loopbackOnly(plcServer.app)
   const plcHttp = await plcServer.start()
   const plcUrl = `http://127.0.0.1:${plcHttp.address().port}`

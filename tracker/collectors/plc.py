@@ -1,0 +1,362 @@
+"""`plc`: Bluesky sign-ups per day, from the PLC directory's log of every did:plc.
+
+The directory export lists every operation on every did:plc in order; a DID's
+first operation is its creation, and the PDS it names is where the account was
+made (tracker/parsers/plc.py). The whole log is tens of thousands of pages, so
+this collector is incremental: each run pages on from the stored cursor until
+the export is empty (caught up), its `http.deadline` (minus one request's
+`http.timeout`) or `max_pages`, waiting `pace` seconds between pages.
+
+Each page is committed on its own, in one transaction: its attempt (fetch log,
+archived body, rejected lines), its counts added to the day totals
+(`accounts_created` per family, period `day`), and the new cursor
+(tracker/storage/collector_state.py). A SIGKILL therefore loses at most the page
+in flight, which the next run fetches again; nothing is counted twice. A page
+that fails (5xx, 429 beyond its retries, an HTML error page, a timeout) is
+logged as a failed attempt and ends the run; the cursor stays before it.
+
+The runner still writes one attempt for the target at the end: what is left in
+the session's log (the failed request, or a note saying why paging stopped).
+
+Reparse: the day totals are sums over pages and no run owns them (their points
+keep `run_id` NULL), so `tracker reparse` leaves them and rebuilds only the
+rejections and outcomes of the page attempts. After a fix to the counting
+itself, `rebuild()` recounts every archived page in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as day_start
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from tracker.collectors.base import Collector
+from tracker.config import PlcSettings
+from tracker.http.session import TargetSession
+from tracker.model import Fetched, Parsed, PayloadError, TargetResult
+from tracker.parsers import plc as p
+from tracker.storage.collector_state import (
+    add_to_points,
+    delete_state,
+    read_state,
+    swap_state,
+)
+from tracker.storage.engine import write_transaction
+from tracker.storage.history import History
+from tracker.storage.payload_archive import PayloadReader, decoded_bodies
+from tracker.storage.points import SeriesIds
+from tracker.storage.schema import attempts, fetches, payloads, points, runs, series
+from tracker.storage.store import Store
+from tracker.targets import Target, unique_targets
+
+log = logging.getLogger(__name__)
+
+SOURCE = "plc"
+CURSOR_KEY = "export_cursor"
+"""One cursor per database: a mirror of the directory continues where the last one stopped."""
+PROGRESS_EVERY = 30.0
+"""Seconds between two progress log lines."""
+
+
+@dataclass
+class Progress:
+    """What a run did so far; logged every PROGRESS_EVERY seconds and at the end."""
+
+    pages: int = 0
+    created: int = 0
+    repeated: int = 0
+    rejected: int = 0
+    families: Counter[str] = field(default_factory=Counter)
+    last_time: datetime | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self, reason: str = "") -> str:
+        where = p.iso_ms(self.last_time) if self.last_time else "the start"
+        by_family = ", ".join(f"{name} {n:,}" for name, n in sorted(self.families.items()))
+        text = (
+            f"plc: {self.pages:,} pages in {time.monotonic() - self.started:.0f} s, "
+            f"{self.created:,} new identities ({by_family or 'none'}), "
+            f"{self.repeated:,} repeats dropped, {self.rejected:,} lines rejected; "
+            f"export read up to {where}"
+        )
+        return f"{text}; {reason}" if reason else text
+
+
+class PlcCollector(Collector[PlcSettings]):
+    name = SOURCE
+    settings_model = PlcSettings
+    summary = "Bluesky sign-ups per day and PDS family, from the PLC directory's export"
+    metrics = (p.METRIC,)
+
+    def targets(self, history: History) -> Sequence[Target]:
+        return unique_targets([self.settings.directory])
+
+    async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
+        if history.engine is None:
+            raise RuntimeError("the plc collector commits page by page and needs the database")
+        engine = history.engine
+        store = Store(engine)
+        run_id = _current_run(engine)
+        if read_state(engine, SOURCE, CURSOR_KEY) is None and _has_counts(engine):
+            raise CursorLost(
+                "day counts are stored but the export cursor is not (a database copied "
+                "without its collector_state table?): paging from the start would count "
+                "everything twice; run `python -m tracker.collectors.plc rebuild`"
+            )
+        margin = session.context.settings.timeout
+        progress = Progress()
+        reason = f"max_pages ({self.settings.max_pages:,}) reached"
+        next_log = time.monotonic() + PROGRESS_EVERY
+        for index in range(self.settings.max_pages):
+            if index and self.settings.pace:
+                await asyncio.sleep(self.settings.pace)
+            if session.remaining < margin:
+                reason = "stopped at the run's deadline (http.deadline); the next run resumes"
+                break
+            stored = read_state(engine, SOURCE, CURSOR_KEY)
+            cursor = p.Cursor.loads(stored)
+            params: dict[str, str | int] = {"count": self.settings.page_size}
+            if cursor.after is not None:
+                params["after"] = cursor.after
+            record = await session.fetch(p.KIND, p.EXPORT_PATH, params=params)
+            if not record.ok:
+                return  # left in the session log: the runner records the failure
+            try:
+                page = p.parse_page(record.body or b"", cursor, self.settings.families)
+            except PayloadError as exc:
+                session.records[-1] = _refused(record, exc)
+                return
+            if not page.new and page.lines >= self.settings.page_size:
+                session.records[-1] = _refused(
+                    record,
+                    PayloadError(
+                        "stuck",
+                        f"a full page of operations counted before, after {cursor.after}: "
+                        "more than a page share one millisecond, or `after` is ignored",
+                    ),
+                )
+                return
+            session.records.pop()  # committed with its page below, not by the runner
+            self._commit(store, run_id, target, record, page, stored)
+            progress.pages += 1
+            progress.created += page.created
+            progress.repeated += page.repeated
+            progress.rejected += len(page.rejections)
+            progress.last_time = page.cursor.last_time
+            for (_, family), count in page.counts.items():
+                progress.families[family] += count
+            if time.monotonic() >= next_log:
+                log.info("%s", progress.line())
+                next_log = time.monotonic() + PROGRESS_EVERY
+            if not page.new:
+                reason = "caught up: the export has nothing new"
+                break
+        log.info("%s", progress.line(reason))
+        _note_stop(session, progress.line(reason))
+
+    def _commit(
+        self,
+        store: Store,
+        run_id: int,
+        target: Target,
+        record: Fetched,
+        page: p.Page,
+        stored: str | None,
+    ) -> None:
+        """One page: its attempt and archived body, its counts, the cursor; one transaction."""
+        parsed = Parsed(rejections=page.rejections, platform=p.PLATFORM)
+        result = TargetResult(
+            source=SOURCE,
+            target=target.key,
+            outcome="ok",
+            started_at=record.fetched_at,
+            fetched=[record],
+            parsed=parsed,
+        )
+        counts = {(family, _midnight(day)): n for (day, family), n in page.counts.items()}
+
+        def also(connection: Connection) -> None:
+            touched = add_to_points(
+                connection,
+                store.series_ids,
+                source=SOURCE,
+                platform=p.PLATFORM,
+                metric=p.METRIC,
+                period="day",
+                counts=counts,
+            )
+            swap_state(
+                connection, SOURCE, CURSOR_KEY, stored, page.cursor.dumps(), record.fetched_at
+            )
+            # The attempt just inserted in this transaction (pages are written one by one).
+            this_attempt = select(func.max(attempts.c.id)).where(
+                attempts.c.run_id == run_id, attempts.c.source == SOURCE
+            )
+            connection.execute(
+                update(attempts)
+                .where(attempts.c.id == this_attempt.scalar_subquery())
+                .values(observations=touched)
+            )
+
+        store.write_target(run_id, result, also)
+
+    def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
+        return p.parse_records(records, self.settings.families)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, day_start(0), tzinfo=UTC)
+
+
+def _refused(record: Fetched, exc: PayloadError) -> Fetched:
+    """The page as logged when its body could not be used: a failure, body still archived."""
+    return Fetched(
+        kind=record.kind,
+        url=record.url,
+        fetched_at=record.fetched_at,
+        method=record.method,
+        status=record.status,
+        error_kind=exc.kind,
+        error_detail=exc.detail,
+        body=record.body,
+        content_type=record.content_type,
+        elapsed_ms=record.elapsed_ms,
+        attempts=record.attempts,
+        final_url=record.final_url,
+    )
+
+
+def _note_stop(session: TargetSession, reason: str) -> None:
+    """Why paging stopped, as a logged non-request (like wikipedia's `not_due`)."""
+    session.records.append(
+        Fetched(
+            kind=p.KIND_STOP,
+            url=session.url(p.EXPORT_PATH),
+            fetched_at=session.context.clock(),
+            error_detail=reason,
+        )
+    )
+
+
+class CursorLost(RuntimeError):
+    """Counts without a cursor: refusing to page from the start and count them twice."""
+
+
+def _has_counts(engine: Engine) -> bool:
+    query = (
+        select(points.c.series_id)
+        .join(series, series.c.id == points.c.series_id)
+        .where(series.c.source == SOURCE)
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        return connection.execute(query).first() is not None
+
+
+def _current_run(engine: Engine) -> int:
+    """The run this process has open for `plc` (the runner opened it; pages join it)."""
+    query = (
+        select(runs.c.id)
+        .where(runs.c.collector == SOURCE, runs.c.status == "running", runs.c.pid == os.getpid())
+        .order_by(runs.c.id.desc())
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        run_id = connection.execute(query).scalar()
+    if run_id is None:
+        raise RuntimeError("no running `plc` run of this process to attach the pages to")
+    return int(run_id)
+
+
+def rebuild(engine: Engine, settings: PlcSettings) -> int:
+    """Recount every archived page in order, replacing the day totals and the cursor.
+
+    For a fix to the counting (or new family rules): the pages are read back from
+    the payload archive oldest first and counted again as if fetched now, in one
+    transaction. Returns the pages read; raises if any page's body was pruned
+    (then nothing is changed: collect the export again from an empty cursor).
+    """
+    reader = PayloadReader()
+    query = (
+        select(payloads.c.sha256)
+        .select_from(fetches)
+        .join(attempts, attempts.c.id == fetches.c.attempt_id)
+        .outerjoin(payloads, payloads.c.id == fetches.c.payload_id)
+        .where(
+            attempts.c.source == SOURCE,
+            fetches.c.kind == p.KIND,
+            fetches.c.status == 200,
+            fetches.c.error_kind.is_(None),
+        )
+        .order_by(attempts.c.started_at, attempts.c.id, fetches.c.seq)
+    )
+    with write_transaction(engine) as connection:
+        digests = list(connection.execute(query).scalars())
+        cursor = p.Cursor()
+        totals: Counter[tuple[date, str]] = Counter()
+        for digest in digests:
+            body = decoded_bodies(reader, connection, {digest}).get(digest) if digest else None
+            if body is None:
+                raise RuntimeError(f"an archived export page ({digest}) was pruned: cannot rebuild")
+            page = p.parse_page(body, cursor, settings.families)
+            totals.update(page.counts)
+            cursor = page.cursor
+        of_source = select(series.c.id).where(series.c.source == SOURCE)
+        connection.execute(points.delete().where(points.c.series_id.in_(of_source)))
+        delete_state(connection, SOURCE, CURSOR_KEY)
+        add_to_points(
+            connection,
+            SeriesIds(),
+            source=SOURCE,
+            platform=p.PLATFORM,
+            metric=p.METRIC,
+            period="day",
+            counts={(family, _midnight(day)): n for (day, family), n in totals.items()},
+        )
+        if digests:
+            swap_state(connection, SOURCE, CURSOR_KEY, None, cursor.dumps(), datetime.now(UTC))
+    return len(digests)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m tracker.collectors.plc rebuild [--config PATH]` (holds the collection lock)."""
+    import argparse
+    from pathlib import Path
+
+    from tracker.config import load_config
+    from tracker.errors import TrackerError
+    from tracker.lock import database_lock
+    from tracker.storage.engine import open_database
+
+    parser = argparse.ArgumentParser(prog="python -m tracker.collectors.plc")
+    parser.add_argument("command", choices=["rebuild"], help="recount every archived page")
+    parser.add_argument("--config", type=Path, default=None)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        settings = config.collectors.get(SOURCE)
+        plc_settings = settings if isinstance(settings, PlcSettings) else PlcSettings()
+        with database_lock(config.database):
+            engine = open_database(config.database)
+            try:
+                pages = rebuild(engine, plc_settings)
+            finally:
+                engine.dispose()
+    except (TrackerError, RuntimeError) as exc:
+        print(f"plc rebuild: {exc}", file=sys.stderr)
+        return 1
+    print(f"plc rebuild: {pages:,} archived pages recounted; the cursor follows the last one")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
