@@ -156,10 +156,11 @@ class DiscoverSettings(Strict):
     """Per server, at most."""
     measure_found: Literal["daily", "every_run"] = "daily"
     """How often `tracker collect` measures the servers only the crawl found: `daily`
-    (the first collect of each UTC day that finds one not yet measured by collect that
-    day; listed `instances` are measured every run), or `every_run`. At 30,000
-    servers each measurement adds about 1 kB of fetch log (README, "The fediverse
-    crawl"), so four a day cost four times the disk for readings that mostly repeat."""
+    (only those no crawl or collect measured in the last 23 hours, so with the daily
+    crawl they are read once a day; listed `instances` are measured every run), or
+    `every_run`. At 30,000 servers each measurement adds about 1 kB of fetch log
+    (README, "The fediverse crawl"): four a day cost four times the disk for readings
+    that mostly repeat."""
 
 
 def _families(value: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -363,7 +363,7 @@ def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
     workspace: Workspace, loopback: Loopback
 ) -> None:
     fed, _ = crawled_then_listing_j(workspace, loopback)
-    result = workspace.run("collect", TRACKER_NOW="2022-11-09T18:00:00Z")
+    result = workspace.run("collect", TRACKER_NOW="2022-11-10T18:00:00Z")  # a day on
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(workspace.db) as db:
         targets = {
@@ -378,7 +378,7 @@ def test_collect_with_discover_measures_the_listed_and_the_known_alive_servers(
     assert "fediverse: 7 targets: 7 ok" in result.stdout
 
 
-def test_collect_measures_crawl_found_servers_once_a_day_and_listed_ones_every_run(
+def test_collect_reads_crawl_found_servers_once_a_day_and_listed_ones_every_run(
     workspace: Workspace, loopback: Loopback
 ) -> None:
     fed, settings = crawled_then_listing_j(workspace, loopback)
@@ -393,10 +393,13 @@ def test_collect_measures_crawl_found_servers_once_a_day_and_listed_ones_every_r
             name_of = {host: name for name, host in fed.names.items()}
             return {name_of[target] for (target,) in rows}
 
-    assert measured("2022-11-09T06:00:00Z") == MEASURED | {"J"}
-    assert measured("2022-11-09T12:00:00Z") == {"J"}  # the listed server, every run
-    assert measured("2022-11-10T00:30:00Z") == MEASURED | {"J"}  # a new UTC day
+    # The crawl (at NOW, 12:00) measured them: collect reads only the listed J ...
+    assert measured("2022-11-09T18:00:00Z") == {"J"}
+    assert measured("2022-11-10T10:30:00Z") == {"J"}  # 22.5 hours later: still read
+    # ... until nothing read them for 23 hours; then they are read, once.
+    assert measured("2022-11-10T11:30:00Z") == MEASURED | {"J"}
+    assert measured("2022-11-10T12:00:00Z") == {"J"}
 
     settings["collectors"]["fediverse"]["discover"]["measure_found"] = "every_run"
     workspace.write_config(settings)
-    assert measured("2022-11-10T06:00:00Z") == MEASURED | {"J"}
+    assert measured("2022-11-10T12:30:00Z") == MEASURED | {"J"}

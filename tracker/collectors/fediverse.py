@@ -9,7 +9,7 @@ some Mastodon forks switch NodeInfo off but keep the instance API.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import Field
 
@@ -32,6 +32,12 @@ class FediverseSettings(CollectorSettings):
     """Fetch `/api/v1/instance/peers` (megabytes on the largest servers) for `peers_total`."""
     discover: DiscoverSettings | None = None
     """The crawl (`tracker crawl`, docs/crawl.md): absent, only `instances` are measured."""
+
+
+FOUND_INTERVAL = timedelta(hours=23)
+"""`measure_found: daily`: a server only the crawl found is measured again by `collect`
+once no run (crawl or collect) measured it for this long. 23 hours, not 24, so a
+daily crawl a few minutes late still counts as that day's reading."""
 
 
 class FediverseCollector(Collector[FediverseSettings]):
@@ -63,7 +69,7 @@ class FediverseCollector(Collector[FediverseSettings]):
             # The known alive servers are measured too (their peers are not followed).
             skip = {target.key for target in targets}
             if self.settings.discover.measure_found == "daily":
-                skip |= history.measured_today(self.name)
+                skip |= history.measured_within(self.name, FOUND_INTERVAL)
             allow = self.config.http.allow_hosts
             targets += [
                 target_for(host, allow)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, select
 
@@ -19,7 +19,6 @@ from tracker.storage.schema import (
     attempts,
     fetches,
     points,
-    runs,
     series,
     servers,
 )
@@ -65,19 +64,17 @@ class History:
         with self.engine.connect() as connection:
             return list(connection.execute(query).scalars())
 
-    def measured_today(self, collector: str) -> set[str]:
-        """Targets a run of this collector measured (outcome ok) since 00:00 UTC today."""
+    def measured_within(self, source: str, period: timedelta) -> set[str]:
+        """Targets of this source measured (outcome ok) in the last `period`, by any run:
+        `tracker crawl` measures servers under the fediverse source too."""
         if self.engine is None:
             return set()
-        today = self.clock().astimezone(UTC).date()
-        midnight = datetime.combine(today, time(0), UTC)
         query = (
             select(attempts.c.target)
-            .join(runs, runs.c.id == attempts.c.run_id)
             .where(
-                runs.c.collector == collector,
+                attempts.c.source == source,
                 attempts.c.outcome == "ok",
-                attempts.c.started_at >= midnight,
+                attempts.c.started_at >= self.clock() - period,
             )
             .distinct()
         )
