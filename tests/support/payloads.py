@@ -40,13 +40,21 @@ def payload(relative: str) -> Any:
     return copy.deepcopy(_load(relative))
 
 
+NOT_RUN = "not run: $TRACKER_SHARED/datasets absent"
+"""How every skipped dataset test's reason starts (tests/conftest.py folds them into one line)."""
+
+
 def require_datasets() -> None:
     """Skip (one line) the calling test when the shared datasets are absent; fail under CI."""
     if DATASETS.is_dir():
         return
-    reason = f"not run: $TRACKER_SHARED/datasets absent ({DATASETS}); CI has it"
     if os.environ.get("CI"):
-        pytest.fail(f"{reason}, but CI is set: the real-data tests must run here", pytrace=False)
+        pytest.fail(
+            f"$TRACKER_SHARED/datasets absent ({DATASETS}) but CI is set: "
+            "CI must run the real-data tests (set TRACKER_SHARED)",
+            pytrace=False,
+        )
+    reason = f"{NOT_RUN} ({DATASETS}); CI has it"
     pytest.skip(reason)
 
 
