@@ -15,10 +15,26 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import payloads as pl
 from tests.support import postgres as pg
 from tests.support.loopback import Loopback
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Every dataset test skipped for want of $TRACKER_SHARED/datasets is one summary line.
+
+    pytest folds skips with the same location and reason; those raised in a fixture
+    carry their test's location, so they are given the one of `require_datasets`.
+    """
+    report = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and pl.NOT_RUN in str(longrepr[2]):
+        code = pl.require_datasets.__code__
+        report.longrepr = (code.co_filename, code.co_firstlineno, longrepr[2])
+    return report
 
 
 @pytest.fixture(scope="session")

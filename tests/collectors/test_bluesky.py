@@ -56,7 +56,7 @@ def config(relays: list[str], pds: list[str], **extra: object) -> dict[str, obje
 def test_relay_and_pds_counts_match_what_the_servers_published(
     workspace: Workspace, loopback: Loopback
 ) -> None:
-    relay_spec = RelaySpec()  # the shared payload's four hosts, two per page
+    relay_spec = RelaySpec()  # the fixture payload's four hosts, two per page
     pds_spec = PdsSpec(active=5, inactive=("deactivated", "takendown"), page_size=3)
     relay = loopback.add(relay_spec.routes())
     pds = loopback.add(pds_spec.routes())

@@ -1,6 +1,6 @@
 """`wikipedia` end to end: a pageviews API on 127.0.0.1, `tracker collect`, then `tracker export`.
 
-The fake API serves the real shapes (items copied from the shared payloads, the
+The fake API serves the real shapes (items from the fixture payloads, the
 problem+json 404 for "no data") from a table the test controls, and the expected
 rows are computed from that table, not from the parser.
 """

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.payloads import DATASETS
+from tests.support.payloads import DATASETS, require_datasets
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 """After every archive's last row (the Bluesky hourly file ends 2026-04-13)."""
@@ -23,12 +23,13 @@ BLUESKY_HOURLY = "bluesky_users_hourly_2024-11_to_2026-04.csv"
 
 @pytest.fixture
 def shared() -> Callable[[str], Path]:
-    """The path of a shared dataset; the test is skipped (one line) when it is absent."""
+    """The path of a shared dataset; skipped (one line) when absent, failed under CI."""
 
     def find(name: str) -> Path:
+        require_datasets()
         path = DATASETS / name
         if not path.is_file():
-            pytest.skip(f"not run: {path} is absent (set TRACKER_SHARED to the shared folder)")
+            raise FileNotFoundError(f"{path} is missing from the shared datasets folder")
         return path
 
     return find

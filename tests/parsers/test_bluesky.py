@@ -1,4 +1,4 @@
-"""The bluesky parsers on the real payload shapes (../shared/payloads/bluesky/)."""
+"""The bluesky parsers on the real payload shapes (tests/fixtures/bluesky/)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def values(parsed: Parsed) -> dict[tuple[str, str], int]:
 
 
 def repos_pages(*pages: list[Any]) -> list[Fetched]:
-    """listRepos pages in the shared shape; each carries a cursor, then the empty page."""
+    """listRepos pages in the fixture shape; each carries a cursor, then the empty page."""
     records = []
     for number, repos in enumerate(pages):
         body: dict[str, Any] = {"repos": repos}
@@ -87,7 +87,7 @@ def parse_relay(records: list[Fetched], max_pages: int = 100) -> Parsed:
 # --- paging -------------------------------------------------------------------------
 
 
-def test_page_step_follows_the_shared_shapes() -> None:
+def test_page_step_follows_the_fixture_shapes() -> None:
     document = pl.payload("bluesky/listRepos_pds.json")
     items, cursor = p.page_step(document, "repos")
     assert items == document["repos"] and cursor == document["cursor"]

@@ -1,4 +1,4 @@
-"""The Tumblr parsers on the real payload shapes of `../shared/payloads/tumblr/`."""
+"""The Tumblr parsers on the real payload shapes of `tests/fixtures/tumblr/`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.support.payloads import payload
 from tracker.model import Fetched, Parsed
 from tracker.parsers import tumblr as p
 
-NOW = datetime(2022, 11, 10, 12, 0, tzinfo=UTC)  # the day after the shared payload's posts
+NOW = datetime(2022, 11, 10, 12, 0, tzinfo=UTC)  # the day after the fixture payload's posts
 TODAY = NOW.date()
 TARGET = "tag:twitter migration"
 
@@ -67,7 +67,7 @@ def daily(parsed: Any) -> dict[str, int]:
     return {o.observed_at.date().isoformat(): o.value for o in parsed.observations}
 
 
-def test_read_page_on_the_shared_payload() -> None:
+def test_read_page_on_the_fixture_payload() -> None:
     document = payload("tumblr/tagged.json")
     page = p.read_page(record(document, p.epoch(TODAY)))
     expected = [(item["id_string"], item["timestamp"]) for item in document["response"]]
@@ -76,7 +76,7 @@ def test_read_page_on_the_shared_payload() -> None:
     assert page.oldest == min(item["timestamp"] for item in document["response"])
 
 
-def test_shared_page_then_overlap_then_end_counts_each_post_once() -> None:
+def test_fixture_page_then_overlap_then_end_counts_each_post_once() -> None:
     document = payload("tumblr/tagged.json")
     oldest = min(item["timestamp"] for item in document["response"])
     overlap = envelope([document["response"][-1]])  # the boundary second, asked again
@@ -313,7 +313,7 @@ def blog_record(body: Any, status: int = 200) -> Fetched:
     )
 
 
-def test_blog_info_on_the_shared_payload() -> None:
+def test_blog_info_on_the_fixture_payload() -> None:
     document = payload("tumblr/blog_info.json")
     parsed = p.parse_blog_info("blog:staff", [blog_record(document)], NOW)
     assert parsed.failure is None and parsed.platform == "tumblr"

@@ -674,7 +674,7 @@ def _template(software: str) -> dict[str, Any]:
     if software in _TEMPLATES:
         document: dict[str, Any] = pl.payload(_TEMPLATES[software])
         return document
-    # Friendica and Hubzilla: no capture in ../shared/payloads; reconstructed from
+    # Friendica and Hubzilla: no fixture in tests/fixtures; reconstructed from
     # their NodeInfo 2.0 controllers (Friendica src/Module/NodeInfo210.php,
     # Hubzilla Zotlabs/Module/Nodeinfo.php), numbers set per server.
     protocols = ["activitypub", "diaspora", "dfrn"] if software == "friendica" else ["zot"]

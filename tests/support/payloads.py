@@ -1,8 +1,15 @@
-"""Real-shaped payloads from `../shared/payloads/` with the numbers a test chooses.
+"""Real-shaped payloads from `tests/fixtures/<platform>/` with the numbers a test chooses.
 
-The files there are real captures or reconstructions from each server's source
-(see their README); tests load them, keep every field, and change only the
-counts, so what is served is the real shape and the expected values are known.
+The fixture files were written for this project in the shape of each server's
+public API (see tests/fixtures/README.md); tests load them, keep every field,
+and change only the counts, so what is served is the real shape and the
+expected values are known. They are part of the repository: no test of a
+parser or collector needs anything outside it.
+
+The real historical datasets are not: `dataset(name)` reads
+`$TRACKER_SHARED/datasets` (default `../shared/datasets`) and, when it is
+absent, skips the test with one line; under CI (env `CI` set) it fails instead,
+so the skip cannot hide there.
 """
 
 from __future__ import annotations
@@ -15,32 +22,49 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PAYLOADS = FIXTURES
 SHARED = Path(os.environ.get("TRACKER_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-PAYLOADS = SHARED / "payloads"
 DATASETS = SHARED / "datasets"
-
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: the tests read the shared payloads and datasets from "
-            f"{SHARED} (set TRACKER_SHARED to their folder)"
-        )
-    return path
 
 
 @cache
 def _load(relative: str) -> Any:
-    return json.loads(_require(PAYLOADS / relative).read_text(encoding="utf-8"))
+    return json.loads((PAYLOADS / relative).read_text(encoding="utf-8"))
 
 
 def payload(relative: str) -> Any:
-    """A fresh copy of a shared payload file, safe to modify."""
+    """A fresh copy of a fixture payload file, safe to modify."""
     return copy.deepcopy(_load(relative))
 
 
+NOT_RUN = "not run: $TRACKER_SHARED/datasets absent"
+"""How every skipped dataset test's reason starts (tests/conftest.py folds them into one line)."""
+
+
+def require_datasets() -> None:
+    """Skip (one line) the calling test when the shared datasets are absent; fail under CI."""
+    if DATASETS.is_dir():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(
+            f"$TRACKER_SHARED/datasets absent ({DATASETS}) but CI is set: "
+            "CI must run the real-data tests (set TRACKER_SHARED)",
+            pytrace=False,
+        )
+    reason = f"{NOT_RUN} ({DATASETS}); CI has it"
+    pytest.skip(reason)
+
+
 def dataset(name: str) -> Path:
-    return _require(DATASETS / name)
+    """The path of a real historical dataset, or the test is skipped (see `require_datasets`)."""
+    require_datasets()
+    path = DATASETS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the shared datasets folder {DATASETS}")
+    return path
 
 
 def wellknown(base: str, *versions: str) -> dict[str, Any]:

@@ -193,7 +193,7 @@ class LemmySpec:
 
 
 def nodeinfo_only_routes(name: str) -> Routes:
-    """A server that publishes NodeInfo alone (here a real Pleroma capture)."""
+    """A server that publishes NodeInfo alone (here the Pleroma-shaped fixture)."""
     document = pl.payload(f"nodeinfo/{name}")
     return {
         "GET /.well-known/nodeinfo": wellknown_route("2.0"),

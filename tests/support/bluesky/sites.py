@@ -1,6 +1,6 @@
 """Simulated relays and PDSes for the loopback tests, in the real payload shapes.
 
-They page the way the real servers do (see ../shared/payloads/README.md): a
+They page the way the real servers do (see tests/fixtures/README.md): a
 relay's cursor is a number, a PDS's is `<createdAt ms>::<did>`, every non-empty
 page carries a cursor (a full last page too), and the page after the last is
 empty with no cursor. Pages are `page_size` long whatever `limit` asks, so a
@@ -22,7 +22,7 @@ DESCRIBE = "/xrpc/com.atproto.server.describeServer"
 
 
 def host(hostname: Any, count: Any, status: Any = "active", **extra: Any) -> dict[str, Any]:
-    """One `listHosts` entry, keyed like the shared payload (optional keys left out if None)."""
+    """One `listHosts` entry, keyed like the fixture payload (optional keys left out if None)."""
     entry: dict[str, Any] = {"hostname": hostname, "seq": 1000}
     if count is not None:
         entry["accountCount"] = count
