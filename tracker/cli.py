@@ -34,9 +34,9 @@ from tracker.cli_common import (
 from tracker.cli_db import db_app
 from tracker.cli_history import history_app
 from tracker.clock import clock_from_env
-from tracker.config import load_config
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
+from tracker.loader import load_config
 from tracker.storage.filters import Filters
 
 if TYPE_CHECKING:
