@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import Workspace
 from tracker.errors import ConfigError
 from tracker.loader import parse_config
-from tracker.schedule import DEFAULT_SCHEDULE, plan
+from tracker.schedule_plan import DEFAULT_SCHEDULE, plan
 from tracker.timetable import trigger_for
 
 WEDNESDAY = datetime(2026, 11, 25, 14, 16, 19, tzinfo=UTC)

@@ -19,13 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import UTC, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
     BackgroundScheduler,
@@ -36,88 +33,14 @@ from tracker.clock import Clock, system_clock
 from tracker.config import Config
 from tracker.errors import LockHeldError, StorageError, TrackerError
 from tracker.runner import STOP_GRACE, RunSummary, StopRequest
-from tracker.timetable import Timing, trigger_for
+from tracker.schedule_plan import CRAWL, REPORT, Job, plan, when
 
 log = logging.getLogger("tracker.schedule")
 
-DEFAULT_SCHEDULE: dict[str, str] = {
-    "fediverse": "0 */6 * * *",
-    "bluesky": "20 */6 * * *",
-    "joinmastodon": "10 0 * * *",
-    "tumblr": "40 0 * * *",
-    "wikipedia": "30 2 * * *",
-    "plc": "45 * * * *",
-    "crawl": "0 3 * * *",
-    "report": "0 4 * * *",
-}
-"""UTC. Staggered so jobs rarely queue; the report after the night's collections.
-Tumblr and joinmastodon soon after midnight, when yesterday is complete; Wikipedia
-later, as Wikimedia adds a day's page views some hours after it ends (a day not yet
-there is fetched the next day: the collector asks again from two days back)."""
-
-REPORT = "report"
-CRAWL = "crawl"
-"""Runs only when `collectors.fediverse.discover` is set (docs/crawl.md): daily, so
-discovery is fresh each day while `fediverse` every 6 h measures the alive servers."""
 JOB_FUNCTION = "tracker.schedule:run_job"
 """A textual reference: the job store pickles this and the job's name, nothing else."""
 SHUTDOWN_WAIT = STOP_GRACE + 25.0
 """How long a stop waits for the job in progress (a report cannot be cut short)."""
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    timing: Timing
-
-    @property
-    def label(self) -> str:
-        """Stored with the job: a different label at start means the timetable changed."""
-        return f"{self.name} [{self.timing.expression}]"
-
-
-def plan(config: Config) -> tuple[list[Job], list[str]]:
-    """The jobs to schedule, and one line for each one that will not run, and why.
-
-    A collector runs on its `schedule:` entry, else its default, only when its
-    `collectors:` section is present and enabled (as for `tracker collect`).
-    """
-    from tracker.collectors import registry
-
-    wanted = {**DEFAULT_SCHEDULE, **config.schedule}
-    jobs: list[Job] = []
-    notes: list[str] = []
-    for name in [*registry.names(), CRAWL, REPORT]:
-        expression = wanted.get(name)
-        explicit = name in config.schedule
-        if expression is None:
-            if explicit:
-                notes.append(f"{name}: not scheduled (schedule.{name} is off)")
-            elif name != REPORT:
-                notes.append(f"{name}: not scheduled (no default; set schedule.{name})")
-            continue
-        if name == CRAWL:
-            fediverse = config.collectors.get("fediverse")
-            if fediverse is None or getattr(fediverse, "discover", None) is None:
-                if explicit:
-                    notes.append(
-                        f"crawl: not scheduled: collectors.fediverse.discover is not in "
-                        f"{config.path} (ignoring schedule.crawl: {expression})"
-                    )
-                continue
-            jobs.append(Job(name, trigger_for(expression)))
-            continue
-        settings = config.collectors.get(name)
-        if name != REPORT and (settings is None or not settings.enabled):
-            why = "is not in" if settings is None else "is disabled in"
-            source = f"schedule.{name}" if explicit else "the default schedule"
-            notes.append(
-                f"{name}: not scheduled: collectors.{name} {why} {config.path} "
-                f"(ignoring {source}: {expression})"
-            )
-            continue
-        jobs.append(Job(name, trigger_for(expression)))
-    return jobs, notes
 
 
 class Service:
@@ -155,19 +78,13 @@ class Service:
             log.debug("%s: job took %.1f s", name, time.monotonic() - started)
 
     def _collect(self, name: str) -> None:
-        from tracker.collect import collect
-        from tracker.lock import database_lock
+        from tracker.locked import collect_locked
 
         log.info("%s: collecting", name)
         try:
-            with database_lock(self.config.database):
-                summaries = collect(
-                    self.config,
-                    only=[name],
-                    clock=self.clock,
-                    on_target=_log_target,
-                    stop=self.stop,
-                )
+            summaries = collect_locked(
+                self.config, only=[name], clock=self.clock, on_target=_log_target, stop=self.stop
+            )
         except LockHeldError as exc:
             log.warning("%s: slot skipped: %s", name, exc)
             return
@@ -175,13 +92,11 @@ class Service:
             _log_summary(summary)
 
     def _crawl(self) -> None:
-        from tracker.crawl.command import crawl
-        from tracker.lock import database_lock
+        from tracker.locked import crawl_locked
 
         log.info("crawl: crawling")
         try:
-            with database_lock(self.config.database):
-                summary = crawl(self.config, clock=self.clock, stop=self.stop)
+            summary = crawl_locked(self.config, clock=self.clock, stop=self.stop)
         except LockHeldError as exc:
             log.warning("crawl: slot skipped: %s", exc)
             return
@@ -189,26 +104,22 @@ class Service:
         log.log(level, "%s", summary.line())
 
     def _report(self) -> None:
-        from tracker.lock import report_lock_path, waiting_lock
-        from tracker.report.build import run_report
-        from tracker.storage.engine import open_database
+        from tracker.locked import report_locked
 
-        lock = report_lock_path(None, self.config.report_output)
-        with waiting_lock(lock, should_stop=self.stop.is_set) as locked:
-            if not locked:
-                return
-            log.info("report: writing")
-            engine = open_database(self.config.database)
-            try:
-                result = run_report(engine, self.config, now=self.clock())
-            finally:
-                engine.dispose()
+        result = report_locked(
+            self.config,
+            clock=self.clock,
+            should_stop=self.stop.is_set,
+            on_locked=lambda: log.info("report: writing"),
+        )
+        if result is None:
+            return
         empty = " (the database holds no observations yet)" if result.empty else ""
         log.info("report: written to %s, %d files%s", result.folder, len(result.files), empty)
 
     def _due_again(self, name: str, why: str) -> None:
         try:
-            self.scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+            self.scheduler.modify_job(name, next_run_time=system_clock())
         except Exception as exc:
             log.warning("%s: %s; could not book it for the next start: %s", name, why, exc)
             return
@@ -324,7 +235,7 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
 
 def _reconcile(scheduler: Any, jobs: list[Job]) -> None:
     """Make the stored jobs match the config, keeping the next run time of unchanged ones."""
-    now = datetime.now(UTC)
+    now = system_clock()
     wanted = {job.name for job in jobs}
     for stored in scheduler.get_jobs():
         if stored.id not in wanted:
@@ -358,11 +269,11 @@ def _reconcile(scheduler: Any, jobs: list[Job]) -> None:
                 job.name,
                 job.timing.expression,
                 slots,
-                _when(missed[-1]),
+                when(missed[-1]),
             )
         else:
             log.info(
-                "%s: %s%s, next run %s", job.name, change, job.timing.expression, _when(next_run)
+                "%s: %s%s, next run %s", job.name, change, job.timing.expression, when(next_run)
             )
 
 
@@ -372,28 +283,15 @@ def _catch_up_interrupted(scheduler: Any, engine: Any, jobs: list[Job]) -> None:
     Its slot was booked as done in the job store when it began; the `runs` table
     knows better. Runs left `running` by a dead process are marked first.
     """
-    from sqlalchemy import func, select
-
-    from tracker.storage.schema import runs
+    from tracker.storage.latest_runs import latest_runs
     from tracker.storage.store import Store
 
-    Store(engine).mark_abandoned_runs(datetime.now(UTC))
+    Store(engine).mark_abandoned_runs(system_clock())
     names = [job.name for job in jobs if job.name != REPORT]
     if not names:
         return
-    latest = (
-        select(runs.c.collector, func.max(runs.c.id).label("id"))
-        .where(runs.c.collector.in_(names))
-        .group_by(runs.c.collector)
-        .subquery()
-    )
-    query = select(runs.c.collector, runs.c.id, runs.c.started_at, runs.c.status).join(
-        latest, runs.c.id == latest.c.id
-    )
-    now = datetime.now(UTC)
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    for row in rows:
+    now = system_clock()
+    for row in latest_runs(engine, names):
         stored = scheduler.get_job(row.collector)
         if row.status != "interrupted" or stored is None or stored.next_run_time <= now:
             continue
@@ -402,14 +300,14 @@ def _catch_up_interrupted(scheduler: Any, engine: Any, jobs: list[Job]) -> None:
             "%s: its last run (#%d, started %s) was interrupted: runs again now",
             row.collector,
             row.id,
-            _when(row.started_at),
+            when(row.started_at),
         )
 
 
 def _report_after_collections(scheduler: Any) -> None:
     """A report due at start waits a second, so the collections due too are queued first."""
     report = scheduler.get_job(REPORT)
-    now = datetime.now(UTC)
+    now = system_clock()
     if report is not None and report.next_run_time is not None and report.next_run_time <= now:
         scheduler.modify_job(REPORT, next_run_time=now + timedelta(seconds=1))
 
@@ -436,64 +334,3 @@ def _wait_for_running(service: Service, signals: set[signal.Signals]) -> None:
         received = signal.sigtimedwait(signals, 0.2)
         if received is not None:
             service.stop.on_signal(received.si_signo)  # a second signal: leave at once
-
-
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def describe_plan(config: Config) -> Iterator[str]:
-    """`tracker schedule --list`: each job and its next run times, without starting."""
-    jobs, notes = plan(config)
-    now = datetime.now(UTC)
-    for job in jobs:
-        exact = job.timing.exact
-        fire = exact.get_next_fire_time(None, now)
-        upcoming = []
-        for _ in range(3):
-            if fire is None:
-                break
-            upcoming.append(_when(fire))
-            fire = exact.get_next_fire_time(fire, fire + timedelta(seconds=1))
-        yield f"{job.name}: {job.timing.expression} (UTC); next: {', '.join(upcoming)}"
-    yield from notes
-
-
-class _JournalFormatter(logging.Formatter):
-    """`<priority>` prefixes let journald keep each line's level (`journalctl -p warning`)."""
-
-    PRIORITIES: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.PRIORITIES.get(record.levelno, 2)}>{super().format(record)}"
-
-
-def setup_logging(verbose: int) -> None:
-    """One line per event on stderr. journald stamps lines itself; cron mail needs our stamp.
-
-    Default INFO (each job's start and summary, skips, misses); `-v` adds a line per
-    target and APScheduler's own; `-vv` every HTTP request.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
-            )
-        )
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
-    )
-    for chatty in ("apscheduler", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.INFO if verbose else logging.WARNING)
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
