@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from tracker.collectors import registry
 from tracker.config import CONFIG_ENV, DB_URL_ENV, DEFAULT_CONFIG, CollectorSettings, Config
 from tracker.errors import ConfigError
 
@@ -62,6 +61,8 @@ def parse_config(text: str, path: Path) -> Config:
 
 
 def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, CollectorSettings]:
+    from tracker.collectors import registry  # late: the CLI starts without the collectors
+
     known = registry.names()
     result: dict[str, CollectorSettings] = {}
     for name, section in raw.items():
@@ -78,6 +79,8 @@ def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, Collec
 
 
 def _check_schedule_names(schedule: Mapping[Any, Any], path: Path) -> None:
+    from tracker.collectors import registry
+
     known = [*registry.names(), "crawl", "report"]
     for name in schedule:
         if name not in known:
