@@ -147,7 +147,7 @@ def start_fleet(
 
 
 def soak(args: argparse.Namespace, workdir: Path, urls: list[str]) -> bool:
-    from tracker.config import parse_config
+    from tracker.loader import parse_config
     from tracker.schedule import Service
 
     db = workdir / "tracker.db"

@@ -21,8 +21,8 @@ from tests.conftest import REPO, Workspace, clean_env
 from tests.support.loopback import Loopback
 from tests.support.sites import MastodonSpec, iso, slowed
 from tracker.collect import build_collectors
-from tracker.config import load_config
 from tracker.http.session import TargetSession
+from tracker.loader import load_config
 from tracker.runner import Runner
 from tracker.storage.engine import open_database
 from tracker.storage.history import History

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
-from tracker.config import load_config, parse_config
 from tracker.errors import ConfigError
+from tracker.loader import load_config, parse_config
 
 GOOD = """
 database: sqlite:///data/tracker.db

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from tests.conftest import REPO, Workspace
-from tracker.config import DEFAULT_EVENTS, load_config
+from tracker.config import DEFAULT_EVENTS
+from tracker.loader import load_config
 from tracker.targets import parse_target
 
 REQUIRED_EVENTS = {

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Workspace
-from tracker.config import parse_config
 from tracker.errors import ConfigError
-from tracker.schedule import DEFAULT_SCHEDULE, plan, trigger_for
+from tracker.loader import parse_config
+from tracker.schedule_plan import DEFAULT_SCHEDULE, plan
+from tracker.timetable import trigger_for
 
 WEDNESDAY = datetime(2026, 11, 25, 14, 16, 19, tzinfo=UTC)
 

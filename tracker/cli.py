@@ -29,14 +29,14 @@ from tracker.cli_common import (
     database_of,
     describe_url,
     one_line_errors,
-    setup_logging,
 )
 from tracker.cli_db import db_app
 from tracker.cli_history import history_app
 from tracker.clock import clock_from_env
-from tracker.config import load_config
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
+from tracker.loader import load_config
+from tracker.logs import setup_logging
 from tracker.storage.filters import Filters
 
 if TYPE_CHECKING:
@@ -71,19 +71,14 @@ def collect(
     recorded `interrupted`, exit 0; a second signal exits at once.
     """
     from tracker.cli_progress import progress_callbacks
-    from tracker.collect import collect as run_collect
-    from tracker.lock import database_lock
+    from tracker.locked import collect_locked
     from tracker.runner import StopRequest
 
     setup_logging(verbose)
     settings = load_config(config)
     stop = StopRequest()
-    with (
-        _signals_request(stop),
-        database_lock(settings.database),
-        progress_callbacks(verbose) as callbacks,
-    ):
-        summaries = run_collect(
+    with _signals_request(stop), progress_callbacks(verbose) as callbacks:
+        summaries = collect_locked(
             settings,
             only=only,
             clock=clock_from_env(),
@@ -110,15 +105,14 @@ def crawl(config: ConfigOption = None, verbose: VerboseOption = 0) -> None:
     Ctrl-C: no new servers, those in flight get a few seconds; the next crawl
     resumes where this one ended.
     """
-    from tracker.crawl.command import crawl as run_crawl
-    from tracker.lock import database_lock
+    from tracker.locked import crawl_locked
     from tracker.runner import StopRequest
 
     setup_logging(verbose)
     settings = load_config(config)
     stop = StopRequest()
-    with _signals_request(stop), database_lock(settings.database):
-        summary = run_crawl(settings, clock=clock_from_env(), stop=stop, handle_signals=True)
+    with _signals_request(stop):
+        summary = crawl_locked(settings, clock=clock_from_env(), stop=stop, handle_signals=True)
     typer.echo(summary.line())
 
 
@@ -153,15 +147,15 @@ def schedule(
     Logs one line per event on stderr. Job state lives in the database, so a restart
     runs each missed job once. Only one scheduler per database (another exits 75).
     """
-    from tracker.schedule import describe_plan, serve
-    from tracker.schedule import setup_logging as setup_schedule_logging
+    from tracker.schedule import serve
+    from tracker.schedule_plan import describe_plan
 
     settings = load_config(config)
     if list_jobs:
         for line in describe_plan(settings):
             typer.echo(line)
         return
-    setup_schedule_logging(verbose)
+    setup_logging(verbose, service=True)
     raise typer.Exit(serve(settings, clock_from_env()))
 
 
@@ -318,21 +312,18 @@ def report(
     until: DateOption = None,
 ) -> None:
     """Charts (PNG), index.html and summary.json of the migration, from the database."""
-    from tracker.lock import report_lock_path, waiting_lock
-    from tracker.report.build import run_report
+    from tracker.locked import report_locked
 
     settings = load_config(config)
     # Two reports never write the same folders at once: the second waits its turn.
-    lock = report_lock_path(output, settings.report_output)
-    with waiting_lock(lock), database_of(settings) as engine:
-        result = run_report(
-            engine,
-            settings,
-            now=clock_from_env()(),
-            output=output,
-            since=as_day(since),
-            until=as_day(until),
-        )
+    result = report_locked(
+        settings,
+        clock=clock_from_env(),
+        output=output,
+        since=as_day(since),
+        until=as_day(until),
+    )
+    assert result is not None  # only a `should_stop` can end the wait without one
     where = str(result.folder)
     if result.latest != result.folder:
         where += f" (and {result.latest})"

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from tracker.cli_common import ConfigOption, database_of, describe_url, one_line_errors
-from tracker.config import load_config
 from tracker.errors import ConfigError, TrackerError
+from tracker.loader import load_config
 from tracker.storage.engine import (
     current_revision,
     describe,

@@ -34,7 +34,7 @@ class HistoryUsageError(TrackerError):
 @one_line_errors
 def list_command(config: ConfigOption = None) -> None:
     """Each archive: rows in the database and their range, shipped or not, origin, licence."""
-    from tracker.config import load_config
+    from tracker.loader import load_config
     from tracker.storage.history_rows import source_extents
 
     settings = load_config(config)
@@ -80,8 +80,8 @@ def import_command(
     whole file with its line number.
     """
     from tracker.clock import clock_from_env
-    from tracker.config import load_config
     from tracker.history.importer import import_file, import_shipped
+    from tracker.loader import load_config
 
     archive, path = _resolve(what, file)
     settings = load_config(config)

@@ -1,4 +1,4 @@
-"""Reading and validating `config.yaml`.
+"""The models of `config.yaml`: what each key may hold (tracker.loader reads the file).
 
 The key names are a contract (scripts outside the repo write these files), so
 unknown keys are refused rather than ignored: a typo must not silently turn a
@@ -7,27 +7,22 @@ collector off. Every mistake becomes one `ConfigError` line naming the dotted ke
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
-from tracker.errors import ConfigError
+from tracker.model import DEFAULT_EVENTS, Event
+from tracker.targets import TargetError, exclusion_entry, normalise_host, parse_target
+from tracker.timetable import trigger_for
 
 CONFIG_ENV = "TRACKER_CONFIG"
 DB_URL_ENV = "TRACKER_DB_URL"
@@ -50,8 +45,6 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 def _servers(value: list[str]) -> list[str]:
-    from tracker.targets import TargetError, parse_target
-
     for index, text in enumerate(value):
         try:
             parse_target(text)
@@ -73,8 +66,6 @@ class Strict(BaseModel):
 
 
 def _allow_hosts(value: tuple[str, ...]) -> tuple[str, ...]:
-    from tracker.targets import TargetError, normalise_host
-
     hosts: list[str] = []
     for index, text in enumerate(value):
         if "/" in text or (text.count(":") == 1 and not text.startswith("[")):
@@ -128,8 +119,6 @@ class CollectorSettings(Strict):
 
 
 def _domains(value: list[str]) -> list[str]:
-    from tracker.crawl.policy import exclusion_entry
-
     domains = []
     for index, text in enumerate(value):
         try:
@@ -165,8 +154,6 @@ class DiscoverSettings(Strict):
 
 def _families(value: dict[str, list[str]]) -> dict[str, list[str]]:
     """Family names are one lowercase word; patterns a host or `*.` and a domain."""
-    from tracker.targets import TargetError, normalise_host
-
     for family, patterns in value.items():
         if not family or not family.replace("_", "").isalnum() or family != family.lower():
             raise ValueError(f"{family!r}: a family is one lowercase word, like bsky or bridge")
@@ -178,9 +165,15 @@ def _families(value: dict[str, list[str]]) -> dict[str, list[str]]:
     return {family: [p.strip().lower() for p in patterns] for family, patterns in value.items()}
 
 
-def _default_plc_families() -> dict[str, list[str]]:
-    from tracker.parsers.plc import DEFAULT_FAMILIES
+DEFAULT_FAMILIES: dict[str, list[str]] = {
+    "bridge": ["atproto.brid.gy", "*.brid.gy"],
+    "bsky": ["bsky.social", "*.bsky.social", "*.bsky.network", "*.bsky.app"],
+}
+"""Host patterns per family, first match wins: `name` is exactly that host, `*.name`
+any host under it. Everything else is `third_party` (tracker.parsers.plc)."""
 
+
+def _default_plc_families() -> dict[str, list[str]]:
     return {family: list(patterns) for family, patterns in DEFAULT_FAMILIES.items()}
 
 
@@ -202,27 +195,6 @@ class PlcSettings(CollectorSettings):
     http: HttpOverride = HttpOverride(deadline=840, timeout=60)
     """A run pages for up to 14 minutes: jobs run one at a time, so a long backfill
     must leave room for the others (it resumes at the next run)."""
-
-
-class Event(Strict):
-    """A dated event whose effect the analysis measures and the charts mark."""
-
-    date: dt.date
-    label: str = Field(min_length=1, max_length=80)
-
-
-DEFAULT_EVENTS = (
-    Event(date=dt.date(2022, 10, 27), label="Musk takes over Twitter"),
-    Event(date=dt.date(2022, 11, 9), label="Paid verification (Twitter Blue) launches"),
-    Event(date=dt.date(2022, 12, 12), label="Twitter Blue relaunches"),
-    Event(date=dt.date(2023, 7, 1), label="Rate limits on reading"),
-    Event(date=dt.date(2023, 7, 5), label="Threads launches"),
-    Event(date=dt.date(2023, 7, 23), label="Twitter rebrands as X"),
-    Event(date=dt.date(2024, 2, 6), label="Bluesky opens without invites"),
-    Event(date=dt.date(2024, 8, 30), label="X banned in Brazil"),
-    Event(date=dt.date(2024, 11, 5), label="US election"),
-)
-"""Used when the config has no `events:`; config.yaml lists the same with their sources."""
 
 
 class AnalysisSettings(Strict):
@@ -255,8 +227,6 @@ def _schedule_entry(value: Any) -> str | None:
     expression = " ".join(value.split())
     if expression.lower() == "off":
         return None
-    from tracker.schedule import trigger_for  # late: it imports APScheduler
-
     trigger_for(expression)
     return expression
 
@@ -304,161 +274,3 @@ class Config(Strict):
     def http_for(self, collector: str) -> HttpSettings:
         settings = self.collectors.get(collector)
         return settings.http.apply(self.http) if settings else self.http
-
-
-S = TypeVar("S", bound=CollectorSettings)
-
-
-def settings_for(config: Config, name: str, model: type[S]) -> S | None:
-    """The typed settings of one collector, or None when its section is absent."""
-    settings = config.collectors.get(name)
-    if settings is None:
-        return None
-    if not isinstance(settings, model):
-        raise TypeError(f"collectors.{name} was validated as {type(settings).__name__}")
-    return settings
-
-
-def resolve_config_path(explicit: Path | None) -> Path:
-    """`--config PATH` > `$TRACKER_CONFIG` > `./config.yaml`."""
-    if explicit is not None:
-        return explicit
-    from_env = os.environ.get(CONFIG_ENV)
-    return Path(from_env) if from_env else DEFAULT_CONFIG
-
-
-def load_config(explicit: Path | None = None) -> Config:
-    path = resolve_config_path(explicit)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"config: cannot read {path}: {reason}") from None
-    return parse_config(text, path)
-
-
-def parse_config(text: str, path: Path) -> Config:
-    """Validate a config text; relative SQLite paths resolve against `path`'s folder."""
-    data = _load_yaml(text, path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must be a mapping of keys, not {type(data).__name__}")
-    raw_collectors = data.pop("collectors", {}) or {}
-    if not isinstance(raw_collectors, dict):
-        raise ConfigError(f"{path}: collectors: must be a mapping of collector names")
-    if isinstance(data.get("schedule"), dict):
-        _check_schedule_names(data["schedule"], path)
-    try:
-        config = Config.model_validate({**data, "collectors": {}, "path": path})
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {_first_error(exc)}") from None
-    collectors = _validate_collectors(raw_collectors, path)
-    database = _resolve_database(os.environ.get(DB_URL_ENV) or config.database, path)
-    return config.model_copy(update={"collectors": collectors, "database": database})
-
-
-def _validate_collectors(raw: Mapping[str, Any], path: Path) -> dict[str, CollectorSettings]:
-    from tracker.collectors import registry  # late: collectors import this module
-
-    known = registry.names()
-    result: dict[str, CollectorSettings] = {}
-    for name, section in raw.items():
-        if name not in known:
-            raise ConfigError(
-                f"{path}: collectors.{name}: unknown collector (known: {', '.join(known)})"
-            )
-        model = registry.get(name).settings_model
-        try:
-            result[name] = model.model_validate(section or {})
-        except ValidationError as exc:
-            raise ConfigError(f"{path}: {_first_error(exc, prefix=f'collectors.{name}')}") from None
-    return result
-
-
-def _check_schedule_names(schedule: Mapping[Any, Any], path: Path) -> None:
-    from tracker.collectors import registry
-
-    known = [*registry.names(), "crawl", "report"]
-    for name in schedule:
-        if name not in known:
-            raise ConfigError(
-                f"{path}: schedule.{name}: neither a collector, `crawl` nor `report` "
-                f"(known: {', '.join(known)})"
-            )
-
-
-def _resolve_database(url_text: str, path: Path) -> str:
-    from_env = bool(os.environ.get(DB_URL_ENV))
-    key = f"${DB_URL_ENV}" if from_env else "database"
-    try:
-        url: URL = make_url(url_text)
-    except ArgumentError:
-        raise ConfigError(f"{path}: {key}: not a valid SQLAlchemy URL: {url_text!r}") from None
-    if url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database in ("", ":memory:") or database.startswith("file:"):
-            return url.render_as_string(hide_password=False)
-        db_path = Path(database).expanduser()
-        if not db_path.is_absolute():
-            # The config file's folder anchors it, so cron can run from anywhere;
-            # a URL from the environment is relative to where the person typed it.
-            anchor = Path.cwd() if from_env else path.resolve().parent
-            db_path = anchor / db_path
-        url = url.set(database=str(db_path))
-    return url.render_as_string(hide_password=False)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice (PyYAML would keep the last one)."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            mark = key_node.start_mark
-            raise yaml.MarkedYAMLError(
-                problem=f"key {key!r} appears twice (line {mark.line + 1})", problem_mark=mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
-
-
-def _load_yaml(text: str, path: Path) -> Any:
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = (exc.problem or "syntax error").strip()
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
-
-
-_MESSAGES = {
-    "extra_forbidden": "unknown key",
-    "missing": "required key is missing",
-}
-
-
-def _first_error(exc: ValidationError, prefix: str = "") -> str:
-    error = exc.errors(include_url=False)[0]
-    parts = [prefix] if prefix else []
-    parts += [str(part) for part in error["loc"]]
-    key = ".".join(parts) or "(top level)"
-    message = _MESSAGES.get(error["type"], error["msg"])
-    message = message.removeprefix("Value error, ")
-    given = error.get("input")
-    if error["type"] not in _MESSAGES and isinstance(given, str | int | float) and given != "":
-        shown = repr(given)
-        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
-    return f"{key}: {message}"

@@ -7,11 +7,14 @@ parser be tested on a payload file and lets `tracker reparse` replay the archive
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from tracker.sanity import Rejection
 
@@ -148,3 +151,29 @@ class TargetResult:
     @property
     def observations(self) -> Iterable[Observation]:
         return self.parsed.observations
+
+
+class Event(BaseModel):
+    """A dated event whose effect the analysis measures and the charts mark.
+
+    A domain value (charts, analysis and the report take it), validated like a
+    config section: `events:` in config.yaml is a list of these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: dt.date
+    label: str = Field(min_length=1, max_length=80)
+
+
+DEFAULT_EVENTS = (
+    Event(date=dt.date(2022, 10, 27), label="Musk takes over Twitter"),
+    Event(date=dt.date(2022, 11, 9), label="Paid verification (Twitter Blue) launches"),
+    Event(date=dt.date(2022, 12, 12), label="Twitter Blue relaunches"),
+    Event(date=dt.date(2023, 7, 1), label="Rate limits on reading"),
+    Event(date=dt.date(2023, 7, 5), label="Threads launches"),
+    Event(date=dt.date(2023, 7, 23), label="Twitter rebrands as X"),
+    Event(date=dt.date(2024, 2, 6), label="Bluesky opens without invites"),
+    Event(date=dt.date(2024, 8, 30), label="X banned in Brazil"),
+    Event(date=dt.date(2024, 11, 5), label="US election"),
+)
+"""Used when the config has no `events:`; config.yaml lists the same with their sources."""

@@ -18,235 +18,29 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
-import sys
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import UTC, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
     BackgroundScheduler,
 )
 from apscheduler.schedulers.base import STATE_STOPPED  # type: ignore[import-untyped]
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from tracker.clock import Clock, system_clock
 from tracker.config import Config
 from tracker.errors import LockHeldError, StorageError, TrackerError
 from tracker.runner import STOP_GRACE, RunSummary, StopRequest
+from tracker.schedule_plan import CRAWL, REPORT, Job, plan, when
 
 log = logging.getLogger("tracker.schedule")
 
-DEFAULT_SCHEDULE: dict[str, str] = {
-    "fediverse": "0 */6 * * *",
-    "bluesky": "20 */6 * * *",
-    "joinmastodon": "10 0 * * *",
-    "tumblr": "40 0 * * *",
-    "wikipedia": "30 2 * * *",
-    "plc": "45 * * * *",
-    "crawl": "0 3 * * *",
-    "report": "0 4 * * *",
-}
-"""UTC. Staggered so jobs rarely queue; the report after the night's collections.
-Tumblr and joinmastodon soon after midnight, when yesterday is complete; Wikipedia
-later, as Wikimedia adds a day's page views some hours after it ends (a day not yet
-there is fetched the next day: the collector asks again from two days back)."""
-
-REPORT = "report"
-CRAWL = "crawl"
-"""Runs only when `collectors.fediverse.discover` is set (docs/crawl.md): daily, so
-discovery is fresh each day while `fediverse` every 6 h measures the alive servers."""
 JOB_FUNCTION = "tracker.schedule:run_job"
 """A textual reference: the job store pickles this and the job's name, nothing else."""
-INTERVAL_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
-"""`every 6h` fires at 00:00, 06:00... UTC, the same slots after every restart."""
-MAX_JITTER = 60.0
 SHUTDOWN_WAIT = STOP_GRACE + 25.0
 """How long a stop waits for the job in progress (a report cannot be cut short)."""
-
-_INTERVAL = re.compile(r"every\s*(\d+)\s*([smhd])", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-@dataclass(frozen=True)
-class Timing:
-    """A parsed `schedule:` entry."""
-
-    expression: str
-    trigger: Any
-    exact: Any
-    """The same timetable without jitter, to show the slots."""
-    period: float
-    """Longest gap between two runs: the misfire grace, so the latest missed slot always runs."""
-
-
-def trigger_for(expression: str) -> Timing:
-    """Parse `every <n><s|m|h|d>` or a 5-field cron expression (UTC); ValueError says why."""
-    text = " ".join(expression.split())
-    interval = _INTERVAL.fullmatch(text)
-    if interval:
-        seconds = int(interval.group(1)) * _UNIT_SECONDS[interval.group(2).lower()]
-        if seconds < 1:
-            raise ValueError("an interval must be at least 1 second")
-        options = {"seconds": seconds, "start_date": INTERVAL_ANCHOR, "timezone": UTC}
-        trigger = GridIntervalTrigger(**options, jitter=_jitter(seconds))
-        return Timing(text, trigger, GridIntervalTrigger(**options), float(seconds))
-    if text.lower().startswith("every"):
-        raise ValueError("an interval is `every <n><unit>` with unit s, m, h or d (`every 6h`)")
-    fields = text.split(" ")
-    if len(fields) != 5:
-        raise ValueError(
-            f"a cron expression has 5 fields (minute hour day month weekday), not {len(fields)}"
-        )
-    minute, hour, day, month, weekday = fields
-    if day not in ("*", "?") and weekday not in ("*", "?"):
-        raise ValueError(
-            "give either a day of month or a day of week, not both (cron would run on either, "
-            "APScheduler only on days matching both)"
-        )
-    options = {
-        "minute": minute,
-        "hour": hour,
-        "day": day.replace("?", "*"),
-        "month": month,
-        "day_of_week": _weekdays(weekday.replace("?", "*")),
-        "timezone": UTC,
-    }
-    try:
-        exact = CronTrigger(**options)
-        period = _longest_gap(exact)
-        trigger = CronTrigger(**options, jitter=_jitter(period))
-    except ValueError as exc:
-        raise ValueError(str(exc).removeprefix("Error validating expression ")) from None
-    return Timing(text, trigger, exact, period)
-
-
-class GridIntervalTrigger(IntervalTrigger):  # type: ignore[misc]
-    """An interval whose slots stay on the grid from INTERVAL_ANCHOR.
-
-    APScheduler 3 adds the interval to the previous fire time, jitter included, so the
-    jitter accumulates: after months `every 6h` would no longer fire near 00/06/12/18.
-    """
-
-    def get_next_fire_time(self, previous_fire_time: Any, now: datetime) -> Any:
-        if previous_fire_time is not None:
-            step = self.interval_length
-            since = (previous_fire_time - self.start_date).total_seconds()
-            previous_fire_time = self.start_date + timedelta(seconds=since // step * step)
-        return super().get_next_fire_time(previous_fire_time, now)
-
-
-def _jitter(period: float) -> float:
-    """Up to a minute, and at most 5% of the period: servers do not see a burst on the hour."""
-    return min(MAX_JITTER, period * 0.05)
-
-
-def _longest_gap(trigger: Any) -> float:
-    now = datetime.now(UTC)
-    fire = trigger.get_next_fire_time(None, now)
-    if fire is None:
-        raise ValueError("this expression never fires")
-    gap = 0.0
-    for _ in range(12):
-        following = trigger.get_next_fire_time(fire, fire)
-        if following is None:
-            break
-        gap = max(gap, (following - fire).total_seconds())
-        fire = following
-    return gap or 86400.0 * 366
-
-
-def _weekdays(field: str) -> str:
-    """Cron weekday numbers (0 or 7 = Sunday) as names: APScheduler 3 counts 0 as Monday."""
-    if field == "*":
-        return field
-    days: set[int] = set()
-    for part in field.split(","):
-        span, slash, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() else 0
-        if slash and step < 1:
-            raise ValueError(f"day of week {field!r}: bad step {step_text!r}")
-        if span == "*":
-            first, last = 0, 6
-        else:
-            start, dash, end = span.partition("-")
-            first = _day_number(start, field)
-            last = _day_number(end, field) if dash else (6 if slash else first)
-        if last < first:
-            raise ValueError(f"day of week {field!r}: {span} runs backwards")
-        days.update(day % 7 for day in range(first, last + 1, step or 1))
-    return ",".join(_CRON_DAYS[day] for day in sorted(days))
-
-
-def _day_number(text: str, field: str) -> int:
-    """0-7 as written (7 is Sunday again, so `5-7` is Friday to Sunday), or a day's name."""
-    word = text.strip().lower()
-    if word.isdigit() and int(word) <= 7:
-        return int(word)
-    if word in _CRON_DAYS:
-        return _CRON_DAYS.index(word)
-    raise ValueError(f"day of week {field!r}: {text!r} is not 0-7 or sun..sat")
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    timing: Timing
-
-    @property
-    def label(self) -> str:
-        """Stored with the job: a different label at start means the timetable changed."""
-        return f"{self.name} [{self.timing.expression}]"
-
-
-def plan(config: Config) -> tuple[list[Job], list[str]]:
-    """The jobs to schedule, and one line for each one that will not run, and why.
-
-    A collector runs on its `schedule:` entry, else its default, only when its
-    `collectors:` section is present and enabled (as for `tracker collect`).
-    """
-    from tracker.collectors import registry
-
-    wanted = {**DEFAULT_SCHEDULE, **config.schedule}
-    jobs: list[Job] = []
-    notes: list[str] = []
-    for name in [*registry.names(), CRAWL, REPORT]:
-        expression = wanted.get(name)
-        explicit = name in config.schedule
-        if expression is None:
-            if explicit:
-                notes.append(f"{name}: not scheduled (schedule.{name} is off)")
-            elif name != REPORT:
-                notes.append(f"{name}: not scheduled (no default; set schedule.{name})")
-            continue
-        if name == CRAWL:
-            fediverse = config.collectors.get("fediverse")
-            if fediverse is None or getattr(fediverse, "discover", None) is None:
-                if explicit:
-                    notes.append(
-                        f"crawl: not scheduled: collectors.fediverse.discover is not in "
-                        f"{config.path} (ignoring schedule.crawl: {expression})"
-                    )
-                continue
-            jobs.append(Job(name, trigger_for(expression)))
-            continue
-        settings = config.collectors.get(name)
-        if name != REPORT and (settings is None or not settings.enabled):
-            why = "is not in" if settings is None else "is disabled in"
-            source = f"schedule.{name}" if explicit else "the default schedule"
-            notes.append(
-                f"{name}: not scheduled: collectors.{name} {why} {config.path} "
-                f"(ignoring {source}: {expression})"
-            )
-            continue
-        jobs.append(Job(name, trigger_for(expression)))
-    return jobs, notes
 
 
 class Service:
@@ -284,19 +78,13 @@ class Service:
             log.debug("%s: job took %.1f s", name, time.monotonic() - started)
 
     def _collect(self, name: str) -> None:
-        from tracker.collect import collect
-        from tracker.lock import database_lock
+        from tracker.locked import collect_locked
 
         log.info("%s: collecting", name)
         try:
-            with database_lock(self.config.database):
-                summaries = collect(
-                    self.config,
-                    only=[name],
-                    clock=self.clock,
-                    on_target=_log_target,
-                    stop=self.stop,
-                )
+            summaries = collect_locked(
+                self.config, only=[name], clock=self.clock, on_target=_log_target, stop=self.stop
+            )
         except LockHeldError as exc:
             log.warning("%s: slot skipped: %s", name, exc)
             return
@@ -304,13 +92,11 @@ class Service:
             _log_summary(summary)
 
     def _crawl(self) -> None:
-        from tracker.crawl.command import crawl
-        from tracker.lock import database_lock
+        from tracker.locked import crawl_locked
 
         log.info("crawl: crawling")
         try:
-            with database_lock(self.config.database):
-                summary = crawl(self.config, clock=self.clock, stop=self.stop)
+            summary = crawl_locked(self.config, clock=self.clock, stop=self.stop)
         except LockHeldError as exc:
             log.warning("crawl: slot skipped: %s", exc)
             return
@@ -318,26 +104,22 @@ class Service:
         log.log(level, "%s", summary.line())
 
     def _report(self) -> None:
-        from tracker.lock import report_lock_path, waiting_lock
-        from tracker.report.build import run_report
-        from tracker.storage.engine import open_database
+        from tracker.locked import report_locked
 
-        lock = report_lock_path(None, self.config.report_output)
-        with waiting_lock(lock, should_stop=self.stop.is_set) as locked:
-            if not locked:
-                return
-            log.info("report: writing")
-            engine = open_database(self.config.database)
-            try:
-                result = run_report(engine, self.config, now=self.clock())
-            finally:
-                engine.dispose()
+        result = report_locked(
+            self.config,
+            clock=self.clock,
+            should_stop=self.stop.is_set,
+            on_locked=lambda: log.info("report: writing"),
+        )
+        if result is None:
+            return
         empty = " (the database holds no observations yet)" if result.empty else ""
         log.info("report: written to %s, %d files%s", result.folder, len(result.files), empty)
 
     def _due_again(self, name: str, why: str) -> None:
         try:
-            self.scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+            self.scheduler.modify_job(name, next_run_time=system_clock())
         except Exception as exc:
             log.warning("%s: %s; could not book it for the next start: %s", name, why, exc)
             return
@@ -453,7 +235,7 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
 
 def _reconcile(scheduler: Any, jobs: list[Job]) -> None:
     """Make the stored jobs match the config, keeping the next run time of unchanged ones."""
-    now = datetime.now(UTC)
+    now = system_clock()
     wanted = {job.name for job in jobs}
     for stored in scheduler.get_jobs():
         if stored.id not in wanted:
@@ -487,11 +269,11 @@ def _reconcile(scheduler: Any, jobs: list[Job]) -> None:
                 job.name,
                 job.timing.expression,
                 slots,
-                _when(missed[-1]),
+                when(missed[-1]),
             )
         else:
             log.info(
-                "%s: %s%s, next run %s", job.name, change, job.timing.expression, _when(next_run)
+                "%s: %s%s, next run %s", job.name, change, job.timing.expression, when(next_run)
             )
 
 
@@ -501,28 +283,15 @@ def _catch_up_interrupted(scheduler: Any, engine: Any, jobs: list[Job]) -> None:
     Its slot was booked as done in the job store when it began; the `runs` table
     knows better. Runs left `running` by a dead process are marked first.
     """
-    from sqlalchemy import func, select
-
-    from tracker.storage.schema import runs
+    from tracker.storage.latest_runs import latest_runs
     from tracker.storage.store import Store
 
-    Store(engine).mark_abandoned_runs(datetime.now(UTC))
+    Store(engine).mark_abandoned_runs(system_clock())
     names = [job.name for job in jobs if job.name != REPORT]
     if not names:
         return
-    latest = (
-        select(runs.c.collector, func.max(runs.c.id).label("id"))
-        .where(runs.c.collector.in_(names))
-        .group_by(runs.c.collector)
-        .subquery()
-    )
-    query = select(runs.c.collector, runs.c.id, runs.c.started_at, runs.c.status).join(
-        latest, runs.c.id == latest.c.id
-    )
-    now = datetime.now(UTC)
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    for row in rows:
+    now = system_clock()
+    for row in latest_runs(engine, names):
         stored = scheduler.get_job(row.collector)
         if row.status != "interrupted" or stored is None or stored.next_run_time <= now:
             continue
@@ -531,14 +300,14 @@ def _catch_up_interrupted(scheduler: Any, engine: Any, jobs: list[Job]) -> None:
             "%s: its last run (#%d, started %s) was interrupted: runs again now",
             row.collector,
             row.id,
-            _when(row.started_at),
+            when(row.started_at),
         )
 
 
 def _report_after_collections(scheduler: Any) -> None:
     """A report due at start waits a second, so the collections due too are queued first."""
     report = scheduler.get_job(REPORT)
-    now = datetime.now(UTC)
+    now = system_clock()
     if report is not None and report.next_run_time is not None and report.next_run_time <= now:
         scheduler.modify_job(REPORT, next_run_time=now + timedelta(seconds=1))
 
@@ -565,64 +334,3 @@ def _wait_for_running(service: Service, signals: set[signal.Signals]) -> None:
         received = signal.sigtimedwait(signals, 0.2)
         if received is not None:
             service.stop.on_signal(received.si_signo)  # a second signal: leave at once
-
-
-def _when(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def describe_plan(config: Config) -> Iterator[str]:
-    """`tracker schedule --list`: each job and its next run times, without starting."""
-    jobs, notes = plan(config)
-    now = datetime.now(UTC)
-    for job in jobs:
-        exact = job.timing.exact
-        fire = exact.get_next_fire_time(None, now)
-        upcoming = []
-        for _ in range(3):
-            if fire is None:
-                break
-            upcoming.append(_when(fire))
-            fire = exact.get_next_fire_time(fire, fire + timedelta(seconds=1))
-        yield f"{job.name}: {job.timing.expression} (UTC); next: {', '.join(upcoming)}"
-    yield from notes
-
-
-class _JournalFormatter(logging.Formatter):
-    """`<priority>` prefixes let journald keep each line's level (`journalctl -p warning`)."""
-
-    PRIORITIES: ClassVar[dict[int, int]] = {
-        logging.DEBUG: 7,
-        logging.INFO: 6,
-        logging.WARNING: 4,
-        logging.ERROR: 3,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.PRIORITIES.get(record.levelno, 2)}>{super().format(record)}"
-
-
-def setup_logging(verbose: int) -> None:
-    """One line per event on stderr. journald stamps lines itself; cron mail needs our stamp.
-
-    Default INFO (each job's start and summary, skips, misses); `-v` adds a line per
-    target and APScheduler's own; `-vv` every HTTP request.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
-        handler.setFormatter(_JournalFormatter("%(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z"
-            )
-        )
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
-    )
-    for chatty in ("apscheduler", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.INFO if verbose else logging.WARNING)
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)

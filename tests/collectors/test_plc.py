@@ -26,7 +26,8 @@ from tests.support.bluesky.harness import ServersUnavailable, start_pds
 from tests.support.loopback import Loopback, Reply, Request, Site
 from tests.support.plc_export import FakeExport, Op, expected_counts, history
 from tracker.collectors.plc import rebuild
-from tracker.config import PlcSettings, load_config
+from tracker.config import PlcSettings
+from tracker.loader import load_config
 from tracker.parsers import plc as p
 from tracker.storage.engine import (
     _alembic_config,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.support.payloads import payload
-from tracker.config import parse_config
 from tracker.errors import ConfigError
+from tracker.loader import parse_config
 from tracker.model import Fetched
 from tracker.parsers import wikipedia as p
 

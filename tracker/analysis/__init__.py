@@ -34,7 +34,8 @@ from tracker.analysis.series import (
     weekly_values,
 )
 from tracker.analysis.totals import TotalsAccumulator, period_totals, weekly_totals
-from tracker.config import DB_URL_ENV, load_config
+from tracker.config import DB_URL_ENV
+from tracker.loader import load_config
 from tracker.storage.engine import open_database
 from tracker.storage.filters import Filters
 

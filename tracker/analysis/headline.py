@@ -49,7 +49,8 @@ from tracker.analysis.conventions import ACCOUNT_METRICS, ACTIVE_METRICS, day_nu
 from tracker.analysis.events import spread_weeks, waves
 from tracker.analysis.pipeline import Analysis
 from tracker.analysis.totals import GROUP
-from tracker.config import AnalysisSettings, Event
+from tracker.config import AnalysisSettings
+from tracker.model import Event
 
 ACCOUNTS = ACCOUNT_METRICS[0]
 ACTIVE = ACTIVE_METRICS[0]

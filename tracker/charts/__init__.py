@@ -36,7 +36,8 @@ from tracker.charts.base import Chart
 from tracker.charts.data import SOURCE_ORDER
 from tracker.charts.figure import empty_figure
 from tracker.charts.style import styled
-from tracker.config import Event, ReportSettings
+from tracker.config import ReportSettings
+from tracker.model import Event
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ from tracker.charts.style import (
     platform_name,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "active_users.png"
 TITLE = "Who stayed: monthly active users against total accounts"

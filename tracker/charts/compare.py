@@ -38,7 +38,7 @@ from tracker.charts.style import (
     platform_colour,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "mastodon_compare.png"
 TITLE = "Mastodon: the crawl's total against the official joinmastodon.org count"

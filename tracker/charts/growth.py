@@ -56,7 +56,7 @@ from tracker.charts.style import (
     signed,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "weekly_growth.png"
 TITLE = "New accounts per week: migration waves around events"

@@ -38,7 +38,8 @@ from tracker.charts.style import (
     shade,
     styled,
 )
-from tracker.config import Event, ReportSettings
+from tracker.config import ReportSettings
+from tracker.model import Event
 
 NAME = "japan.png"
 TITLE = "Japan 日本: Japanese servers and Japanese Wikipedia attention"

@@ -22,7 +22,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.text import Annotation
 
 from tracker.charts.style import EVENT, INK, dates
-from tracker.config import Event
+from tracker.model import Event
 
 LABEL_CHARS = 20
 ROW_POINTS = 11.0

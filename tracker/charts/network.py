@@ -42,7 +42,7 @@ from tracker.charts.style import (
     platform_name,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "network.png"
 TITLE = "The crawled fediverse: accounts and monthly active users per software family"

@@ -54,7 +54,7 @@ from tracker.charts.style import (
     platform_name,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "overview.png"
 TITLE = "Accounts per platform over time, as each source counts them"

@@ -47,7 +47,7 @@ from tracker.charts.style import (
     platform_name,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "share.png"
 TITLE = "Share among the alternatives (within each source)"

@@ -37,7 +37,7 @@ from tracker.charts.style import (
     platform_name,
     styled,
 )
-from tracker.config import Event
+from tracker.model import Event
 
 NAME = "signups.png"
 TITLE = "Sign-ups per day, as the platforms record them"

@@ -332,8 +332,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     from pathlib import Path
 
-    from tracker.config import load_config
     from tracker.errors import TrackerError
+    from tracker.loader import load_config
     from tracker.lock import database_lock
     from tracker.storage.engine import open_database
 

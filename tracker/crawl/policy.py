@@ -25,52 +25,11 @@ from pathlib import Path
 from publicsuffixlist import PublicSuffixList
 
 from tracker.http.addresses import literal_address
-from tracker.targets import TargetError, normalise_host
+from tracker.targets import exclusion_entry, split_port
 
 
 class ExclusionError(ValueError):
     """An `exclude` entry or `exclude_file` line that names no domain; says where."""
-
-
-def exclusion_entry(text: str) -> str:
-    """The normalised form of one `exclude` entry; ValueError when it names no host.
-
-    A domain (`Example.COM.`, IDNA allowed; a leading `*.` or `.` means the same
-    domain), or an exact host key with a port (`127.0.0.1:8081`, for the loopback
-    tests), or an IP literal (matched exactly).
-    """
-    entry = text.strip().lower()
-    for prefix in ("*.", "."):
-        if entry.startswith(prefix):
-            entry = entry[len(prefix) :]
-            break
-    if not entry or "/" in entry or "@" in entry:
-        raise ValueError(f"{text!r} is not a domain")
-    host, port = _split_port(entry)
-    try:
-        name = normalise_host(host)
-    except TargetError as exc:
-        raise ValueError(str(exc)) from None
-    if ":" in name and not name.startswith("["):
-        name = f"[{name}]"  # IPv6 in brackets, as host keys spell it
-    if port is None:
-        return name
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{text!r} has a bad port")
-    return f"{name}:{int(port)}"
-
-
-def _split_port(key: str) -> tuple[str, str | None]:
-    """(`host`, `port`) of `host:port` or `[v6]:port`; a bare IPv6 address has no port."""
-    if key.startswith("["):
-        end = key.find("]")
-        if end > 0 and key[end + 1 : end + 2] == ":":
-            return key[: end + 1], key[end + 2 :]
-        return key, None
-    if key.count(":") == 1:
-        host, _, port = key.partition(":")
-        return host, port
-    return key, None
 
 
 @dataclass(frozen=True)
@@ -100,7 +59,7 @@ class Exclusions:
         key = host.strip().rstrip(".").lower()
         if key in self.entries:
             return True
-        name, _ = _split_port(key)
+        name, _ = split_port(key)
         if name in self.entries:
             return True
         if literal_address(name) is not None:
@@ -144,7 +103,7 @@ def registrable_domain(host: str) -> str:
     suffix is its own registrable domain.
     """
     key = host.strip().rstrip(".").lower()
-    name, port = _split_port(key)
+    name, port = split_port(key)
     if port is not None or literal_address(name) is not None:
         return key
     return _suffix_list().privatesuffix(name) or name

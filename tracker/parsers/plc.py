@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from tracker.config import DEFAULT_FAMILIES  # noqa: F401 - re-exported; its home is the config default
 from tracker.model import Failure, Fetched, Parsed, PayloadError
 from tracker.sanity import Rejection
 
@@ -40,12 +41,6 @@ METRIC = "accounts_created"
 REJECTED = "plc_operation"
 """`metric` of a rejected line in the `rejections` table."""
 FALLBACK_FAMILY = "third_party"
-DEFAULT_FAMILIES: dict[str, list[str]] = {
-    "bridge": ["atproto.brid.gy", "*.brid.gy"],
-    "bsky": ["bsky.social", "*.bsky.social", "*.bsky.network", "*.bsky.app"],
-}
-"""Host patterns per family, first match wins: `name` is exactly that host, `*.name`
-any host under it. Everything else is `third_party`."""
 GENESIS_TYPES = ("plc_operation", "create")
 RAW_SHOWN = 300
 """Characters of a rejected line kept in `rejections.raw_value`."""

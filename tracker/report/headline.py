@@ -62,7 +62,8 @@ from tracker.analysis.headline import (
     headline,
 )
 from tracker.analysis.pipeline import Analysis
-from tracker.config import AnalysisSettings, Event
+from tracker.config import AnalysisSettings
+from tracker.model import Event
 
 SOURCE_TEXT = {
     "mastodonusercount": "the @mastodonusercount bot's hourly crawl of all Mastodon servers "

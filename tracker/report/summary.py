@@ -41,8 +41,9 @@ from tracker.analysis.events import Wave, flow_effect, level_effect, spread_week
 from tracker.analysis.pipeline import Analysis
 from tracker.analysis.series import adjusted
 from tracker.analysis.totals import GROUP
-from tracker.config import AnalysisSettings, Event
+from tracker.config import AnalysisSettings
 from tracker.exchange import iso_z
+from tracker.model import Event
 from tracker.report.headline import headline_entry
 from tracker.report.network_summary import network_entry
 
