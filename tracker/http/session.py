@@ -19,7 +19,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -491,10 +491,3 @@ def _with_query(url: str, params: Mapping[str, str | int] | None) -> str:
         return url
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
 
-
-def first_ok(records: Sequence[Fetched], kind: str) -> Fetched | None:
-    """The last successful response of a kind in a fetch log (retries log only once)."""
-    for record in reversed(records):
-        if record.kind == kind and record.ok:
-            return record
-    return None
