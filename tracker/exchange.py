@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import ImportFileError, StorageError
+from tracker.instants import iso_z
 from tracker.sanity import Rejection, check_count
 from tracker.storage.engine import describe, short_reason, write_transaction
 from tracker.storage.filters import Filters
@@ -30,10 +31,6 @@ from tracker.storage.store import insert_run
 COLUMNS = ("source", "platform", "target", "metric", "period", "observed_at", "value")
 PERIODS = ("", "day", "week")
 _LIMITS = {"source": 32, "platform": 64, "target": 255, "metric": 64}
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def export_rows(engine: Engine, filters: Filters) -> Iterator[dict[str, Any]]:

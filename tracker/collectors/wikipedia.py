@@ -25,6 +25,7 @@ from sqlalchemy import or_, select
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, Config, HttpUrl, Strict
 from tracker.http.session import TargetSession
+from tracker.instants import iso_z
 from tracker.model import Fetched, Parsed
 from tracker.parsers import wikipedia as p
 from tracker.storage.history import History
@@ -159,7 +160,8 @@ class WikipediaCollector(Collector[WikipediaSettings]):
             return None
         return (
             f"{last.error_detail or 'no such article'} when asked on "
-            f"{last.started_at:%Y-%m-%d %H:%M}Z; asked again from {due:%Y-%m-%d %H:%M}Z"
+            f"{iso_z(last.started_at, sep=' ', timespec='minutes')}; "
+            f"asked again from {iso_z(due, sep=' ', timespec='minutes')}"
         )
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:

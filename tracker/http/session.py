@@ -490,4 +490,3 @@ def _with_query(url: str, params: Mapping[str, str | int] | None) -> str:
     if not params:
         return url
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-
