@@ -16,37 +16,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.errors import ImportFileError, StorageError
+from tracker.instants import iso_z
 from tracker.sanity import Rejection, check_count
 from tracker.storage.engine import describe, short_reason, write_transaction
+from tracker.storage.export import observation_rows
 from tracker.storage.filters import Filters
 from tracker.storage.points import upsert_rows
-from tracker.storage.schema import OBSERVATION_COLUMNS, OBSERVATIONS_FROM, SERIES_KEY, runs
-from tracker.storage.store import insert_run
+from tracker.storage.store import insert_run, set_run_written
 
 COLUMNS = ("source", "platform", "target", "metric", "period", "observed_at", "value")
 PERIODS = ("", "day", "week")
 _LIMITS = {"source": 32, "platform": 64, "target": 255, "metric": 64}
 
 
-def iso_z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def export_rows(engine: Engine, filters: Filters) -> Iterator[dict[str, Any]]:
-    column = OBSERVATION_COLUMNS
-    query = filters.apply(
-        select(*(column[name] for name in COLUMNS)).select_from(OBSERVATIONS_FROM)
-    ).order_by(*(column[name] for name in (*SERIES_KEY, "observed_at")))
-    with engine.connect() as connection:
-        result = connection.execution_options(yield_per=5000).execute(query)
-        for row in result:
-            item = row._asdict()
-            item["observed_at"] = iso_z(item["observed_at"])
-            yield item
+    for item in observation_rows(engine, filters, COLUMNS):
+        item["observed_at"] = iso_z(item["observed_at"])
+        yield item
 
 
 def export(engine: Engine, out: TextIO, fmt: str, filters: Filters) -> int:
@@ -134,9 +124,7 @@ def import_csv(engine: Engine, path: Path, now: datetime) -> int:
                         raise ImportFileError(f"{path}: line {reader.line_num}: {exc}") from None
 
             written = upsert_rows(connection, rows())
-            connection.execute(
-                runs.update().where(runs.c.id == run_id).values(observations_written=written)
-            )
+            set_run_written(connection, run_id, written)
             return written
     except UnicodeDecodeError:
         raise ImportFileError(f"{path}: not UTF-8 text") from None

@@ -19,16 +19,16 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine
 
 from tracker.collectors import registry
 from tracker.collectors.base import Collector
 from tracker.config import Config
-from tracker.model import Fetched, Parsed, outcome_for, utc
+from tracker.model import utc
 from tracker.storage.engine import write_transaction
-from tracker.storage.payload_archive import PayloadReader, decoded_bodies
+from tracker.storage.payload_archive import PayloadReader
 from tracker.storage.points import SeriesIds
-from tracker.storage.schema import attempts, fetches, payloads
+from tracker.storage.replay import attempts_of_runs, load_fetched, update_attempt
 from tracker.storage.store import delete_run_output, write_parsed
 
 
@@ -62,49 +62,6 @@ def _collector_for(config: Config, source: str) -> Collector[Any] | str:
         except ValidationError:
             return f"collectors.{source} is not configured"
     return cls(settings, config)
-
-
-def load_fetched(
-    connection: Connection, attempt_id: int, reader: PayloadReader | None = None
-) -> tuple[list[Fetched], bool]:
-    """An attempt's fetch log with bodies; the flag is False if a body was pruned.
-
-    Bodies are decoded through their chains of deltas (payload_archive.py); one
-    `reader` for a whole reparse decodes each stored delta once. A peer list comes
-    back in its canonical form (payload_codec.py), which the parsers read alike.
-    """
-    column = fetches.c
-    rows = connection.execute(
-        select(fetches, payloads.c.sha256.label("payload_sha256"))
-        .outerjoin(payloads, payloads.c.id == column.payload_id)
-        .where(column.attempt_id == attempt_id)
-        .order_by(column.seq)
-    ).all()
-    digests = {row.payload_sha256 for row in rows if row.payload_sha256 is not None}
-    bodies = decoded_bodies(reader or PayloadReader(), connection, digests)
-    complete = True
-    records: list[Fetched] = []
-    for row in rows:
-        body = bodies.get(row.payload_sha256) if row.payload_sha256 is not None else None
-        if body is None and row.bytes:
-            complete = False
-        records.append(
-            Fetched(
-                kind=row.kind,
-                url=row.url,
-                method=row.method,
-                fetched_at=row.fetched_at,
-                status=row.status,
-                error_kind=row.error_kind,
-                error_detail=row.error_detail,
-                body=body,
-                content_type=row.content_type,
-                elapsed_ms=row.elapsed_ms,
-                attempts=row.attempts,
-                final_url=row.final_url,
-            )
-        )
-    return records, complete
 
 
 def reparse(
@@ -143,16 +100,7 @@ def reparse(
             for attempt, records, _ in loaded:
                 parsed = collector.parse(attempt.target, records, attempt.started_at)
                 summary.written += write_parsed(connection, attempt.id, run_id, name, parsed, ids)
-                connection.execute(
-                    update(attempts)
-                    .where(attempts.c.id == attempt.id)
-                    .values(
-                        platform=parsed.platform,
-                        software=parsed.software,
-                        software_version=parsed.version,
-                        **_outcome_after(parsed),
-                    )
-                )
+                update_attempt(connection, attempt.id, parsed)
         summary.attempts += len(group)
         if on_attempt:
             on_attempt()
@@ -169,20 +117,7 @@ def _runs_to_replay(
     would drop the targets it polled before `since`.
     """
     since = utc(since) if since else None  # stored times are aware UTC, whole seconds
-    query = select(
-        attempts.c.id,
-        attempts.c.run_id,
-        attempts.c.source,
-        attempts.c.target,
-        attempts.c.started_at,
-    ).order_by(attempts.c.started_at, attempts.c.id)
-    if source:
-        query = query.where(attempts.c.source == source)
-    if since:
-        touched = select(attempts.c.run_id).where(attempts.c.started_at >= since)
-        query = query.where(attempts.c.run_id.in_(touched))
-    with engine.connect() as connection:
-        todo = connection.execute(query).all()
+    todo = attempts_of_runs(engine, source, since)
     groups: dict[tuple[int, str], list[Any]] = {}
     for attempt in todo:
         groups.setdefault((attempt.run_id, attempt.source), []).append(attempt)
@@ -193,14 +128,3 @@ def _runs_to_replay(
             if any(attempt.started_at >= since for attempt in group)
         }
     return groups
-
-
-def _outcome_after(parsed: Parsed) -> dict[str, Any]:
-    """A parser fix can turn a failed attempt into a good one; never the reverse
-    silently: a new failure is written with its reason."""
-    failure = parsed.failure
-    return {
-        "outcome": outcome_for(failure),
-        "error_kind": failure.kind if failure else None,
-        "error_detail": failure.detail if failure else None,
-    }

@@ -11,7 +11,8 @@ import pytest
 
 from tests.support.loopback import Loopback, Reply
 from tracker.config import HttpSettings
-from tracker.http.session import HttpContext, TargetSession, _retry_wait, redact_http_logs
+from tracker.http.redaction import redact_http_logs
+from tracker.http.session import HttpContext, TargetSession, _retry_wait
 
 NOW = datetime(2022, 11, 8, 14, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, delete, func, select, text, update
 
 from tests.conftest import REPO, Workspace, clean_env
 from tests.support import payloads as pl
-from tracker.exchange import iso_z
+from tracker.instants import iso_z
 from tracker.model import Failure, Fetched, Observation, Parsed, TargetResult
 from tracker.sanity import Rejection
 from tracker.storage import copy as copy_module

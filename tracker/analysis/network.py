@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine
 
-from tracker.storage.schema import series, servers
+from tracker.storage.servers import clustered_series
 
 SERVER_SOURCE = "fediverse"
 """The source the crawl stores each server's readings under."""
@@ -59,18 +59,9 @@ COLUMNS = [
 def flagged_series(engine: Engine) -> frozenset[int]:
     """Series of servers still flagged as a spam cluster: left out of network totals.
 
-    One join in SQL (a few ids come back, never the servers table); a database
-    without the `servers` table (no crawl, or not upgraded) has none.
+    The query is `storage.servers.clustered_series`.
     """
-    if not inspect(engine).has_table(servers.name):
-        return frozenset()
-    query = (
-        select(series.c.id)
-        .select_from(series.join(servers, servers.c.host == series.c.target))
-        .where(series.c.source == SERVER_SOURCE, servers.c.cluster.is_not(None))
-    )
-    with engine.connect() as connection:
-        return frozenset(int(row) for row in connection.execute(query).scalars())
+    return clustered_series(engine, SERVER_SOURCE)
 
 
 def crawl_series(listing: pd.DataFrame) -> pd.Index:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as day_start
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine
 
 from tracker.collectors.base import Collector
 from tracker.config import PlcSettings
@@ -53,8 +53,14 @@ from tracker.storage.collector_state import (
 from tracker.storage.engine import write_transaction
 from tracker.storage.history import History
 from tracker.storage.payload_archive import PayloadReader, decoded_bodies
+from tracker.storage.plc_rows import (
+    answered_page_digests,
+    delete_points_of,
+    has_points,
+    running_run,
+    set_newest_attempt_observations,
+)
 from tracker.storage.points import SeriesIds
-from tracker.storage.schema import attempts, fetches, payloads, points, runs, series
 from tracker.storage.store import Store
 from tracker.targets import Target, unique_targets
 
@@ -197,15 +203,7 @@ class PlcCollector(Collector[PlcSettings]):
             swap_state(
                 connection, SOURCE, CURSOR_KEY, stored, page.cursor.dumps(), record.fetched_at
             )
-            # The attempt just inserted in this transaction (pages are written one by one).
-            this_attempt = select(func.max(attempts.c.id)).where(
-                attempts.c.run_id == run_id, attempts.c.source == SOURCE
-            )
-            connection.execute(
-                update(attempts)
-                .where(attempts.c.id == this_attempt.scalar_subquery())
-                .values(observations=touched)
-            )
+            set_newest_attempt_observations(connection, run_id, SOURCE, touched)
 
         store.write_target(run_id, result, also)
 
@@ -252,29 +250,15 @@ class CursorLost(RuntimeError):
 
 
 def _has_counts(engine: Engine) -> bool:
-    query = (
-        select(points.c.series_id)
-        .join(series, series.c.id == points.c.series_id)
-        .where(series.c.source == SOURCE)
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        return connection.execute(query).first() is not None
+    return has_points(engine, SOURCE)
 
 
 def _current_run(engine: Engine) -> int:
     """The run this process has open for `plc` (the runner opened it; pages join it)."""
-    query = (
-        select(runs.c.id)
-        .where(runs.c.collector == SOURCE, runs.c.status == "running", runs.c.pid == os.getpid())
-        .order_by(runs.c.id.desc())
-        .limit(1)
-    )
-    with engine.connect() as connection:
-        run_id = connection.execute(query).scalar()
+    run_id = running_run(engine, SOURCE, os.getpid())
     if run_id is None:
         raise RuntimeError("no running `plc` run of this process to attach the pages to")
-    return int(run_id)
+    return run_id
 
 
 def rebuild(engine: Engine, settings: PlcSettings) -> int:
@@ -286,21 +270,8 @@ def rebuild(engine: Engine, settings: PlcSettings) -> int:
     (then nothing is changed: collect the export again from an empty cursor).
     """
     reader = PayloadReader()
-    query = (
-        select(payloads.c.sha256)
-        .select_from(fetches)
-        .join(attempts, attempts.c.id == fetches.c.attempt_id)
-        .outerjoin(payloads, payloads.c.id == fetches.c.payload_id)
-        .where(
-            attempts.c.source == SOURCE,
-            fetches.c.kind == p.KIND,
-            fetches.c.status == 200,
-            fetches.c.error_kind.is_(None),
-        )
-        .order_by(attempts.c.started_at, attempts.c.id, fetches.c.seq)
-    )
     with write_transaction(engine) as connection:
-        digests = list(connection.execute(query).scalars())
+        digests = answered_page_digests(connection, SOURCE, p.KIND)
         cursor = p.Cursor()
         totals: Counter[tuple[date, str]] = Counter()
         for digest in digests:
@@ -310,8 +281,7 @@ def rebuild(engine: Engine, settings: PlcSettings) -> int:
             page = p.parse_page(body, cursor, settings.families)
             totals.update(page.counts)
             cursor = page.cursor
-        of_source = select(series.c.id).where(series.c.source == SOURCE)
-        connection.execute(points.delete().where(points.c.series_id.in_(of_source)))
+        delete_points_of(connection, SOURCE)
         delete_state(connection, SOURCE, CURSOR_KEY)
         add_to_points(
             connection,

@@ -16,18 +16,18 @@ filtered, since they print request URLs and response headers.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, Config, HttpUrl
+from tracker.http.redaction import redact_bytes, redact_http_logs
 from tracker.http.session import TargetSession
 from tracker.model import Fetched, Parsed, utc
 from tracker.parsers import tumblr as p
@@ -92,41 +92,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _RedactApiKeys(logging.Filter):
-    """With `-vv`, httpx logs each request URL (query string and all) and httpcore each
-    response's headers (a `Location` may echo the key): both are cut here."""
-
-    pattern = re.compile(r"(api_key=)[^&\s\"'#]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        key = os.environ.get(KEY_ENV, "").strip()
-        cleaned = self.pattern.sub(r"\1REDACTED", message)
-        if key:
-            cleaned = cleaned.replace(key, "REDACTED")
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_HTTP_LOGGERS = (
-    "httpx",
-    "httpcore.connection",
-    "httpcore.http11",
-    "httpcore.http2",
-    "httpcore.proxy",
-    "httpcore.socks",
-)
-
-
-def _guard_http_logs() -> None:
-    """Logger filters see only their own logger's records, so each one gets the filter."""
-    for name in _HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, _RedactApiKeys) for existing in logger.filters):
-            logger.addFilter(_RedactApiKeys())
-
-
 class TumblrCollector(Collector[TumblrSettings]):
     name = "tumblr"
     settings_model = TumblrSettings
@@ -135,7 +100,7 @@ class TumblrCollector(Collector[TumblrSettings]):
 
     def __init__(self, settings: TumblrSettings, config: Config) -> None:
         super().__init__(settings, config)
-        _guard_http_logs()
+        redact_http_logs(self.secrets())
 
     @property
     def api_key(self) -> str:
@@ -246,12 +211,8 @@ class TumblrCollector(Collector[TumblrSettings]):
 
     def _scrub(self, fetched: Fetched) -> Fetched:
         """The record with the key cut out of its body (a server may echo its query back)."""
-        key = self.api_key
         body = fetched.body
-        if not key or not body:
+        if not body:
             return fetched
-        spellings = {key, quote(key, safe=""), quote_plus(key)}
-        cleaned = body
-        for spelling in spellings:
-            cleaned = cleaned.replace(spelling.encode(), b"REDACTED")
+        cleaned = redact_bytes(body, self.secrets())
         return fetched if cleaned == body else replace(fetched, body=cleaned)

@@ -16,19 +16,17 @@ config costs one request a week rather than one a run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from pydantic import Field, field_validator
-from sqlalchemy import or_, select
 
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, Config, HttpUrl, Strict
 from tracker.http.session import TargetSession
+from tracker.instants import iso_z
 from tracker.model import Fetched, Parsed
 from tracker.parsers import wikipedia as p
 from tracker.storage.history import History
-from tracker.storage.schema import attempts
 from tracker.targets import Target
 
 DEFAULT_API = "https://wikimedia.org/api/rest_v1"
@@ -151,7 +149,7 @@ class WikipediaCollector(Collector[WikipediaSettings]):
 
     def _recheck_wait(self, history: History, key: str, now: datetime) -> str | None:
         """Why not to ask now: the API said "no such article" less than a week ago."""
-        last = last_check(history, self.name, key)
+        last = history.last_check(self.name, key, skipping="not_due")
         if last is None or last.error_kind != "no_such_article":
             return None
         due = last.started_at + RECHECK_AFTER
@@ -159,7 +157,8 @@ class WikipediaCollector(Collector[WikipediaSettings]):
             return None
         return (
             f"{last.error_detail or 'no such article'} when asked on "
-            f"{last.started_at:%Y-%m-%d %H:%M}Z; asked again from {due:%Y-%m-%d %H:%M}Z"
+            f"{iso_z(last.started_at, sep=' ', timespec='minutes')}; "
+            f"asked again from {iso_z(due, sep=' ', timespec='minutes')}"
         )
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
@@ -179,36 +178,3 @@ def _note_not_due(session: TargetSession, path: str, now: datetime, reason: str)
             error_detail=reason,
         )
     )
-
-
-@dataclass(frozen=True)
-class Check:
-    """The outcome of the last attempt that really asked the API about an article."""
-
-    error_kind: str | None
-    error_detail: str | None
-    started_at: datetime
-
-
-def last_check(history: History, source: str, target: str) -> Check | None:
-    """The newest attempt that really asked the API, skipping the `not_due` skips.
-
-    `History.last_attempt` would return the skip itself, which would end the wait
-    after one skipped run; this is the same query without the skips.
-    """
-    if history.engine is None:
-        return None
-    column = attempts.c
-    query = (
-        select(column.error_kind, column.error_detail, column.started_at)
-        .where(
-            column.source == source,
-            column.target == target,
-            or_(column.error_kind.is_(None), column.error_kind != "not_due"),
-        )
-        .order_by(column.started_at.desc(), column.id.desc())
-        .limit(1)
-    )
-    with history.engine.connect() as connection:
-        row = connection.execute(query).first()
-    return None if row is None else Check(row.error_kind, row.error_detail, row.started_at)

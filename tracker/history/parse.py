@@ -26,6 +26,7 @@ from typing import Any
 
 from tracker.history.archives import ARCHIVES, Archive
 from tracker.history.formats import CsvFormat, Format, JsonPointsFormat
+from tracker.instants import iso_z
 from tracker.sanity import MISSING, Rejection, check_count
 
 EARLIEST = datetime(2016, 1, 1, tzinfo=UTC)
@@ -162,7 +163,9 @@ class _Rows:
         if moment is not None and moment < EARLIEST:
             problems.append(f"time {time_text!r} is before {EARLIEST:%Y-%m-%d}")
         if moment is not None and moment > self.now:
-            problems.append(f"time {time_text!r} is in the future (now {self.now:%Y-%m-%dT%H:%MZ})")
+            problems.append(
+                f"time {time_text!r} is in the future (now {iso_z(self.now, timespec='minutes')})"
+            )
         readings: list[Reading] = []
         left_out = 0
         for column, metric, raw, zero_missing in counts:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import logging
 import random
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -36,40 +35,14 @@ from tracker.clock import Clock
 from tracker.config import HttpSettings
 from tracker.http.addresses import AddressPolicy, ForbiddenAddress, GuardedBackend
 from tracker.http.decoding import ACCEPT_ENCODING, BodyTooLarge, CappedDecoder, UndecodableBody
+from tracker.http.redaction import redact_bytes, redact_text
+from tracker.http.redaction import redact_http_logs as redact_http_logs  # noqa: PLC0414 (runner)
 from tracker.model import Fetched
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 NOT_PUBLISHED = frozenset({401, 403, 404, 410})
 ROBOTS_MAX_BYTES = 512_000  # RFC 9309 asks crawlers to parse at least 500 KiB
 MAX_REDIRECTS = 5
-
-
-class _RedactSecrets(logging.Filter):
-    """Scrubs secrets from httpx/httpcore debug lines (`-vv` logs full request URLs)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            text = record.getMessage()
-            for secret in self.secrets:
-                text = text.replace(secret, "REDACTED")
-            record.msg, record.args = text, None
-        return True
-
-
-_REDACTION = _RedactSecrets()
-
-
-def redact_http_logs(secrets: tuple[str, ...]) -> None:
-    """Keep these values out of every HTTP library log line, whatever the log level."""
-    _REDACTION.secrets.update(secret for secret in secrets if secret)
-    for name in ("httpx", "httpcore", "httpcore.connection", "httpcore.http11"):
-        logger = logging.getLogger(name)
-        if _REDACTION not in logger.filters:
-            logger.addFilter(_REDACTION)
 
 
 def user_agent(contact: str) -> str:
@@ -95,19 +68,11 @@ class HttpContext:
     """Seconds between two request starts to one server (the crawl's politeness)."""
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "REDACTED")
-        return text
+        return redact_text(text, self.secrets)
 
     def redact_bytes(self, body: bytes | None) -> bytes | None:
         """A body as archived: a server that echoes our key back must not get it stored."""
-        if body is None:
-            return None
-        for secret in self.secrets:
-            if secret:
-                body = body.replace(secret.encode("utf-8"), b"REDACTED")
-        return body
+        return None if body is None else redact_bytes(body, self.secrets)
 
 
 def make_client(context: HttpContext, policy: AddressPolicy) -> httpx.AsyncClient:
@@ -490,11 +455,3 @@ def _with_query(url: str, params: Mapping[str, str | int] | None) -> str:
     if not params:
         return url
     return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-
-
-def first_ok(records: Sequence[Fetched], kind: str) -> Fetched | None:
-    """The last successful response of a kind in a fetch log (retries log only once)."""
-    for record in reversed(records):
-        if record.kind == kind and record.ok:
-            return record
-    return None

@@ -59,10 +59,8 @@ MISSKEY_STATS = "misskey_stats"
 LEMMY_SITE = "lemmy_site"
 MISSKEY_INSTANCES = "misskey_instances"
 LEMMY_INSTANCES = "lemmy_instances"
-PEER_KINDS = (PEERS, MISSKEY_INSTANCES, LEMMY_INSTANCES)
 MISSKEY_PAGE = 100
 """The most `federation/instances` returns per request."""
-"""Peer lists, each in its software's own shape (tracker/parsers/peers.py reads them)."""
 MASTODON_PEERS_FAMILIES = frozenset({"mastodon", "pleroma"})
 """Families that serve `/api/v1/instance/peers` (Pleroma and Akkoma implement it too)."""
 

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tracker.config import DEFAULT_FAMILIES  # noqa: F401 - re-exported; its home is the config default
+from tracker.instants import iso_z
 from tracker.model import Failure, Fetched, Parsed, PayloadError
 from tracker.sanity import Rejection
 
@@ -112,8 +113,8 @@ class _Op:
 
 
 def iso_ms(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    """The directory's own spelling of a time (its `after` cursor), to the millisecond."""
+    return iso_z(moment, timespec="milliseconds")
 
 
 def parse_time(text: str) -> datetime:

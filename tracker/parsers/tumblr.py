@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tracker.instants import iso_z
 from tracker.model import Failure, Fetched, Observation, Parsed, PayloadError, decode_json, utc
 from tracker.sanity import Rejection, check_count
 
@@ -321,7 +322,7 @@ def parse_tagged(
 def _when(timestamp: int | None) -> str:
     if timestamp is None:
         return "no post"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return iso_z(datetime.fromtimestamp(timestamp, UTC), sep=" ")
 
 
 def parse_blog_info(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:

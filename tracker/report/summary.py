@@ -42,7 +42,7 @@ from tracker.analysis.pipeline import Analysis
 from tracker.analysis.series import adjusted
 from tracker.analysis.totals import GROUP
 from tracker.config import AnalysisSettings
-from tracker.exchange import iso_z
+from tracker.instants import iso_z
 from tracker.model import Event
 from tracker.report.headline import headline_entry
 from tracker.report.network_summary import network_entry

@@ -67,11 +67,17 @@ def _read_only_reason(url: URL) -> str | None:
 
 
 def describe(engine: Engine) -> str:
-    """The database as a person would name it, never with a password."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite":
-        return url.database or ":memory:"
-    return url.render_as_string(hide_password=True)
+    """The engine's database as a person would name it (see `describe_url`)."""
+    return describe_url(engine.url)
+
+
+def describe_url(url: str | URL) -> str:
+    """A database as a person would name it: an SQLite file's path, else the URL
+    without its password (messages and logs are read by people a password is not for)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
 
 
 _HINTS = {

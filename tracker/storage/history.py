@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from tracker.clock import Clock, system_clock
 from tracker.storage.schema import (
@@ -28,6 +28,15 @@ from tracker.storage.schema import (
 class LastAttempt:
     outcome: str
     error_kind: str | None
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of the last attempt that really asked a server about a target."""
+
+    error_kind: str | None
+    error_detail: str | None
     started_at: datetime
 
 
@@ -114,3 +123,26 @@ class History:
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else LastAttempt(row.outcome, row.error_kind, row.started_at)
+
+    def last_check(self, source: str, target: str, *, skipping: str) -> Check | None:
+        """The newest attempt whose error kind is not `skipping` (a skip that asked nothing).
+
+        `last_attempt` would return the skip itself: Wikipedia's week-long wait for
+        an unknown title would then end after one skipped run.
+        """
+        if self.engine is None:
+            return None
+        column = attempts.c
+        query = (
+            select(column.error_kind, column.error_detail, column.started_at)
+            .where(
+                column.source == source,
+                column.target == target,
+                or_(column.error_kind.is_(None), column.error_kind != skipping),
+            )
+            .order_by(column.started_at.desc(), column.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else Check(row.error_kind, row.error_detail, row.started_at)

@@ -57,7 +57,6 @@ ZDELTA = "zdelta"
 SETFULL = "setfull"
 SETDIFF = "setdiff"
 SELF_CONTAINED = frozenset({ZLIB, SETFULL})
-CODECS = frozenset({ZLIB, ZDELTA, SETFULL, SETDIFF})
 
 Path = tuple[str, ...]
 

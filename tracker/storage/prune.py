@@ -32,6 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, exists, func, select, update
 
+from tracker.instants import iso_z
 from tracker.storage.engine import write_transaction
 from tracker.storage.schema import fetches, payloads
 
@@ -65,7 +66,8 @@ class PruneSummary:
         text = (
             f"{verb} {self.payloads} archived payloads ({_size(self.stored_bytes)} stored, "
             f"{_size(self.raw_bytes)} uncompressed) fetched only before "
-            f"{self.cutoff:%Y-%m-%d %H:%M}Z; {self.fetches_unlinked} fetch log rows "
+            f"{iso_z(self.cutoff, sep=' ', timespec='minutes')}; "
+            f"{self.fetches_unlinked} fetch log rows "
             f"{'would lose' if dry_run else 'lost'} their body; observations untouched"
         )
         if self.kept_as_base:

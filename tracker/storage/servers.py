@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, inspect, select, update
 
 from tracker.storage.points import insert_for
-from tracker.storage.schema import runs, servers
+from tracker.storage.schema import runs, series, servers
 
 COLUMNS = tuple(column.name for column in servers.columns)
 
@@ -93,3 +93,20 @@ def _complete(row: Mapping[str, Any]) -> dict[str, Any]:
     if full["failures"] is None:
         full["failures"] = 0
     return full
+
+
+def clustered_series(engine: Engine, source: str) -> frozenset[int]:
+    """Ids of this source's series whose server is flagged as part of a spam cluster.
+
+    One join in SQL (a few ids come back, never the servers table); a database
+    without the `servers` table (no crawl, or not upgraded) has none.
+    """
+    if not inspect(engine).has_table(servers.name):
+        return frozenset()
+    query = (
+        select(series.c.id)
+        .select_from(series.join(servers, servers.c.host == series.c.target))
+        .where(series.c.source == source, servers.c.cluster.is_not(None))
+    )
+    with engine.connect() as connection:
+        return frozenset(int(row) for row in connection.execute(query).scalars())

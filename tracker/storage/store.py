@@ -149,6 +149,13 @@ class Store:
         return written
 
 
+def set_run_written(connection: Connection, run_id: int, written: int) -> None:
+    """Record how many observations a run wrote (known only once it has written them)."""
+    connection.execute(
+        runs.update().where(runs.c.id == run_id).values(observations_written=written)
+    )
+
+
 def write_targets(
     connection: Connection,
     run_id: int,
