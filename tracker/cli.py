@@ -27,7 +27,6 @@ from tracker.cli_common import (
     VerboseOption,
     as_day,
     database_of,
-    describe_url,
     one_line_errors,
 )
 from tracker.cli_db import db_app
@@ -35,8 +34,10 @@ from tracker.cli_history import history_app
 from tracker.clock import clock_from_env
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
+from tracker.instants import iso_z
 from tracker.loader import load_config
 from tracker.logs import setup_logging
+from tracker.storage.engine import describe_url
 from tracker.storage.filters import Filters
 
 if TYPE_CHECKING:
@@ -181,7 +182,7 @@ def status(
     source: Annotated[str | None, typer.Option(help="Only this collector's targets.")] = None,
 ) -> None:
     """Recent runs, and per target the last success and the last error with its kind."""
-    from tracker.status import recent_runs, target_health
+    from tracker.storage.health import recent_runs, target_health
 
     settings = load_config(config)
     with database_of(settings) as engine:
@@ -214,7 +215,7 @@ def status(
 
 
 def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+    return iso_z(moment, sep=" ") if moment else "-"
 
 
 class ExportFormat(StrEnum):

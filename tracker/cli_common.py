@@ -61,12 +61,3 @@ def database_of(config: Config) -> Iterator[Any]:
         yield engine
     finally:
         engine.dispose()
-
-
-def describe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return parsed.database or ":memory:"
-    return parsed.render_as_string(hide_password=True)

@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
-from tracker.cli_common import ConfigOption, database_of, describe_url, one_line_errors
+from tracker.cli_common import ConfigOption, database_of, one_line_errors
 from tracker.errors import ConfigError, TrackerError
 from tracker.loader import load_config
 from tracker.storage.engine import (
     current_revision,
     describe,
+    describe_url,
     head_revision,
     open_database,
     upgrade_schema,

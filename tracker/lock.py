@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from tracker.errors import LockHeldError, StorageError
+from tracker.storage.engine import describe_url
 
 _PG_KEYS = {"collection": 7031244002, "scheduler": 7031244003}
 """Advisory lock keys (7031244001 serialises schema upgrades, in storage/engine.py)."""
@@ -148,7 +149,7 @@ def _advisory_lock(url: str, purpose: str) -> Iterator[None]:
     key = _PG_KEYS[purpose]
     tag = f"tracker {purpose} {holder_tag()}"[:63]
     engine = create_engine(url, poolclass=NullPool, connect_args={"application_name": tag})
-    where = make_url(url).render_as_string(hide_password=True)
+    where = describe_url(url)
     try:
         try:
             connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -44,7 +44,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.clock import Clock
 from tracker.collectors.base import Collector
-from tracker.http.session import HttpContext, TargetSession, redact_http_logs, user_agent
+from tracker.http.redaction import redact_http_logs
+from tracker.http.session import HttpContext, TargetSession, user_agent
 from tracker.model import Failure, Parsed, TargetResult, outcome_for
 from tracker.storage.engine import describe, short_reason
 from tracker.storage.history import History

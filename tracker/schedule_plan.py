@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from tracker.clock import system_clock
 from tracker.config import Config
+from tracker.instants import iso_z
 from tracker.timetable import Timing, trigger_for
 
 DEFAULT_SCHEDULE: dict[str, str] = {
@@ -94,7 +95,7 @@ def when(moment: datetime | None) -> str:
     """A moment as the log and `--list` show it: UTC, to the second."""
     if moment is None:
         return "never"
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return iso_z(moment, sep=" ")
 
 
 def describe_plan(config: Config) -> Iterator[str]:

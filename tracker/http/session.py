@@ -36,7 +36,6 @@ from tracker.config import HttpSettings
 from tracker.http.addresses import AddressPolicy, ForbiddenAddress, GuardedBackend
 from tracker.http.decoding import ACCEPT_ENCODING, BodyTooLarge, CappedDecoder, UndecodableBody
 from tracker.http.redaction import redact_bytes, redact_text
-from tracker.http.redaction import redact_http_logs as redact_http_logs  # noqa: PLC0414 (runner)
 from tracker.model import Fetched
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
