@@ -119,8 +119,7 @@ def _violations(
             yield f"{found.module} line {found.line} imports {found.target}"
 
 
-HIGH = ("tracker.loader", "tracker.cli", "tracker.cli_common", "tracker.cli_db")
-HIGH += ("tracker.cli_history", "tracker.cli_progress", "tracker.schedule")
+HIGH = ("tracker.loader", "tracker.cli", "tracker.schedule")
 HIGH += ("tracker.schedule_plan", "tracker.locked", "tracker.collect", "tracker.runner")
 HIGH += ("tracker.report", "tracker.charts", "tracker.analysis", "tracker.crawl")
 

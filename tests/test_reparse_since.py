@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import tracker.cli
+import tracker.cli.commands
 from tests.conftest import Workspace
 from tests.support.loopback import Loopback
 from tests.support.sites import MastodonSpec
@@ -52,7 +52,7 @@ def test_reparse_since_rebuilds_a_run_crossing_midnight_whole(
     # One target after another, the clock moving a few seconds per reading: the
     # run starts before midnight and ends after it.
     clock = ticking_clock(MIDNIGHT - timedelta(seconds=15), timedelta(seconds=5))
-    monkeypatch.setattr(tracker.cli, "clock_from_env", clock)
+    monkeypatch.setattr(tracker.cli.commands, "clock_from_env", clock)
     result = workspace.cli("collect")
     assert result.returncode == 0, result.stderr
     assert started_days(workspace) == {"run 1: 2022-11-08", "run 1: 2022-11-09"}

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from tracker.cli_common import ConfigOption, database_of, one_line_errors
+from tracker.cli.common import ConfigOption, database_of, one_line_errors
 from tracker.errors import TrackerError
 from tracker.history.archives import ARCHIVES, Archive
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tracker import __version__
-from tracker.cli_common import (
+from tracker.cli.common import (
     ConfigOption,
     DateOption,
     VerboseOption,
@@ -29,8 +29,8 @@ from tracker.cli_common import (
     database_of,
     one_line_errors,
 )
-from tracker.cli_db import db_app
-from tracker.cli_history import history_app
+from tracker.cli.db import db_app
+from tracker.cli.history import history_app
 from tracker.clock import clock_from_env
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
@@ -71,7 +71,7 @@ def collect(
     SIGTERM or Ctrl-C: no new targets, those in flight get a few seconds, the run is
     recorded `interrupted`, exit 0; a second signal exits at once.
     """
-    from tracker.cli_progress import progress_callbacks
+    from tracker.cli.progress import progress_callbacks
     from tracker.locked import collect_locked
     from tracker.runner import StopRequest
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tracker.cli_common import ConfigOption, database_of, one_line_errors
+from tracker.cli.common import ConfigOption, database_of, one_line_errors
 from tracker.errors import ConfigError, TrackerError
 from tracker.loader import load_config
 from tracker.storage.engine import (
