@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.payloads import DATASETS, require_datasets
+from tests.support.payloads import dataset
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 """After every archive's last row (the Bluesky hourly file ends 2026-04-13)."""
@@ -24,15 +24,7 @@ BLUESKY_HOURLY = "bluesky_users_hourly_2024-11_to_2026-04.csv"
 @pytest.fixture
 def shared() -> Callable[[str], Path]:
     """The path of a shared dataset; skipped (one line) when absent, failed under CI."""
-
-    def find(name: str) -> Path:
-        require_datasets()
-        path = DATASETS / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing from the shared datasets folder")
-        return path
-
-    return find
+    return dataset
 
 
 def raw_rows(path: Path) -> list[dict[str, str]]:

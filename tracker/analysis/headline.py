@@ -42,11 +42,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 from tracker.analysis.conventions import ACCOUNT_METRICS, ACTIVE_METRICS, day_number
-from tracker.analysis.events import spread_weeks, waves
+from tracker.analysis.events import Days, Values, spread_weeks, waves
 from tracker.analysis.pipeline import Analysis
 from tracker.analysis.totals import GROUP
 from tracker.config import AnalysisSettings
@@ -60,9 +59,6 @@ RETENTION_DAYS = 182
 """About six months: "months later", when the wave's new accounts had settled."""
 MIN_LATER_DAYS = 60
 """A source whose data ends sooner than this after the event says nothing about staying."""
-
-Floats = npt.NDArray[np.float64]
-Ints = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -240,7 +236,7 @@ def _account_gain(
     )
 
 
-def _signup_flows(analysis: Analysis) -> Iterator[tuple[str, str, str, Ints, Floats, int]]:
+def _signup_flows(analysis: Analysis) -> Iterator[tuple[str, str, str, Days, Values, int]]:
     """(source, platform, metric, days, daily sums over targets, targets) of sign-up counts."""
     daily = analysis.period_daily
     if daily.empty:
@@ -270,8 +266,8 @@ def _signup_gain(
     source: str,
     platform: str,
     metric: str,
-    days: Ints,
-    values: Floats,
+    days: Days,
+    values: Values,
     targets: int,
     event: int,
     before: int,
