@@ -139,7 +139,7 @@ def finish_together_then_die(kill_at_write: int) -> None:
             await together.wait()  # every target finishes in the same moment
 
         collector.fetch = fetch_then_wait  # type: ignore[method-assign]
-        await Runner(Store(engine), lambda: NOW).run(collector)
+        await Runner(Store(engine), lambda: NOW, contact=config.contact).run(collector)
 
     asyncio.run(main())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from tests.conftest import REPO, Workspace
+from tracker.collectors import registry
 from tracker.config import DEFAULT_EVENTS
 from tracker.loader import load_config
 from tracker.targets import parse_target
@@ -21,14 +22,7 @@ REQUIRED_EVENTS = {
 
 def test_default_config_loads_with_every_collector() -> None:
     config = load_config(REPO / "config.yaml")
-    assert set(config.collectors) == {
-        "fediverse",
-        "joinmastodon",
-        "bluesky",
-        "tumblr",
-        "wikipedia",
-        "plc",
-    }
+    assert set(config.collectors) == set(registry.names())  # a new collector ships configured
     assert config.database.endswith("/data/tracker.db")
 
 

@@ -44,7 +44,7 @@ def test_a_parser_fix_changes_exactly_what_it_fixes(
     collected: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = {tuple(r.values()) for r in collected.export()}
-    original = fediverse.parse_fediverse
+    original = fediverse.parse
 
     def fixed(target: str, records: Any, observed_at: datetime) -> Any:
         parsed = original(target, records, observed_at)
@@ -54,7 +54,7 @@ def test_a_parser_fix_changes_exactly_what_it_fixes(
         ]
         return parsed
 
-    monkeypatch.setattr(fediverse, "parse_fediverse", fixed)
+    monkeypatch.setattr(fediverse, "parse", fixed)
     assert collected.cli("reparse", "--source", "fediverse").returncode == 0
     after = {tuple(r.values()) for r in collected.export()}
     changed_before = {r for r in before if r[3] == "users_total"}

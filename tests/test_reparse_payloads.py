@@ -198,7 +198,7 @@ def test_misskey_pages_and_lemmy_lists_reparse_alike(workspace: Workspace) -> No
             ("misskey.example", misskey_records(at, hosts, rng)),
             ("lemmy.example", lemmy_records(at, hosts[:150])),
         ):
-            parsed = p.parse_fediverse(target, records, at)
+            parsed = p.parse(target, records, at)
             assert any(o.metric == "peers_total" for o in parsed.observations), target
             store.write_target(run_id, TargetResult("fediverse", target, "ok", at, records, parsed))
         store.finish_run(run_id, at, "ok", {"targets_ok": 2})

@@ -40,7 +40,7 @@ def build_collectors(config: Config, only: Sequence[str] | None = None) -> list[
             continue
         if not settings.enabled and not only:
             continue
-        collectors.append(registry.get(name)(settings, config))
+        collectors.append(registry.get(name)(settings, config.http_for(name)))
     return collectors
 
 
@@ -70,7 +70,7 @@ def collector_states(config: Config) -> list[CollectorState]:
         elif not settings.enabled:
             state, reason = "disabled", f"collectors.{cls.name}.enabled is false"
         else:
-            unavailable = cls(settings, config).unavailable()
+            unavailable = cls(settings, config.http_for(cls.name)).unavailable()
             state, reason = ("skipped", unavailable) if unavailable else ("enabled", None)
         states.append(CollectorState(cls.name, state, reason, cls.summary, cls.metrics, keys))
     return states
@@ -109,7 +109,14 @@ def collect(
                     if stop is not None
                     else None
                 )
-                runner = Runner(store, clock, on_start=on_start, on_target=on_target, stop=event)
+                runner = Runner(
+                    store,
+                    clock,
+                    contact=config.contact,
+                    on_start=on_start,
+                    on_target=on_target,
+                    stop=event,
+                )
                 for collector in collectors:
                     if event is not None and event.is_set():
                         break

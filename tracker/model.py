@@ -177,3 +177,33 @@ DEFAULT_EVENTS = (
     Event(date=dt.date(2024, 11, 5), label="US election"),
 )
 """Used when the config has no `events:`; config.yaml lists the same with their sources."""
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """How the charts and the page name one source, owned by what writes the source.
+
+    A collector (or an imported archive) declares these beside its code, so adding
+    a platform means no edit to the charts or the report: they read them from
+    `tracker.catalogue`.
+    """
+
+    caption: str
+    """Chart captions: what the source counts and where from."""
+    brief: str | None = None
+    """A few words for panel titles; None leaves the title with the source's name alone."""
+    sentence: str | None = None
+    """The headline's words for the source ("joinmastodon.org's official daily statistics")."""
+    record: str | None = None
+    """The headline's words for its whole series ("the official record")."""
+    unit: str = "targets"
+    """What one of its targets is, in coverage notes ("servers", "hosts", "articles")."""
+
+
+@dataclass(frozen=True)
+class PlatformLook:
+    """A platform's display name and chart colour, declared by the collector that reports it."""
+
+    name: str
+    colour: str | None = None
+    """None: a stable colour from the fallback palette (`tracker.charts.style`)."""

@@ -61,7 +61,7 @@ def _collector_for(config: Config, source: str) -> Collector[Any] | str:
             settings = cls.settings_model()
         except ValidationError:
             return f"collectors.{source} is not configured"
-    return cls(settings, config)
+    return cls(settings, config.http_for(source))
 
 
 def reparse(

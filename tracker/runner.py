@@ -181,6 +181,7 @@ class Runner:
         store: Store,
         clock: Clock,
         *,
+        contact: str,
         on_start: Callable[[str, int], None] | None = None,
         on_target: OnTarget | None = None,
         stop: asyncio.Event | None = None,
@@ -188,6 +189,8 @@ class Runner:
     ) -> None:
         self.store = store
         self.clock = clock
+        self.contact = contact
+        """The `contact:` of the config, sent in every User-Agent (collectors never see it)."""
         self.history = History(store.engine, clock)
         self.on_start = on_start
         self.on_target = on_target
@@ -206,11 +209,10 @@ class Runner:
         targets = list(collector.targets(self.history))
         if self.on_start:
             self.on_start(name, len(targets))
-        http = collector.config.http_for(name)
         redact_http_logs(collector.secrets())
         context = HttpContext(
-            settings=http,
-            user_agent=user_agent(collector.config.contact),
+            settings=collector.http,
+            user_agent=user_agent(self.contact),
             clock=self.clock,
             respect_robots=collector.respect_robots,
             secrets=collector.secrets(),

@@ -11,29 +11,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tracker.clock import system_clock
+from tracker.collectors import registry
 from tracker.config import Config
 from tracker.instants import iso_z
 from tracker.timetable import Timing, trigger_for
-
-DEFAULT_SCHEDULE: dict[str, str] = {
-    "fediverse": "0 */6 * * *",
-    "bluesky": "20 */6 * * *",
-    "joinmastodon": "10 0 * * *",
-    "tumblr": "40 0 * * *",
-    "wikipedia": "30 2 * * *",
-    "plc": "45 * * * *",
-    "crawl": "0 3 * * *",
-    "report": "0 4 * * *",
-}
-"""UTC. Staggered so jobs rarely queue; the report after the night's collections.
-Tumblr and joinmastodon soon after midnight, when yesterday is complete; Wikipedia
-later, as Wikimedia adds a day's page views some hours after it ends (a day not yet
-there is fetched the next day: the collector asks again from two days back)."""
 
 REPORT = "report"
 CRAWL = "crawl"
 """Runs only when `collectors.fediverse.discover` is set (docs/crawl.md): daily, so
 discovery is fresh each day while `fediverse` every 6 h measures the alive servers."""
+
+DEFAULT_SCHEDULE: dict[str, str] = {
+    **registry.default_schedules(),
+    CRAWL: "0 3 * * *",
+    REPORT: "0 4 * * *",
+}
+"""UTC. Each collector declares its own default (`Collector.default_schedule`, with the
+reason for its time); they are staggered so jobs rarely queue, and the report comes
+after the night's collections."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +48,6 @@ def plan(config: Config) -> tuple[list[Job], list[str]]:
     A collector runs on its `schedule:` entry, else its default, only when its
     `collectors:` section is present and enabled (as for `tracker collect`).
     """
-    from tracker.collectors import registry
-
     wanted = {**DEFAULT_SCHEDULE, **config.schedule}
     jobs: list[Job] = []
     notes: list[str] = []

@@ -389,14 +389,12 @@ def walk(fake: FakeTumblr, tag: str, monkeypatch: pytest.MonkeyPatch, **settings
     import asyncio
 
     from tracker.collectors.tumblr import TumblrCollector, TumblrSettings
-    from tracker.config import Config
+    from tracker.config import HttpSettings
     from tracker.storage.history import History
     from tracker.targets import Target
 
     monkeypatch.setenv("TUMBLR_API_KEY", KEY)
-    collector = TumblrCollector(
-        TumblrSettings(tags=[tag], **settings), Config(contact="https://example.org")
-    )
+    collector = TumblrCollector(TumblrSettings(tags=[tag], **settings), HttpSettings())
     session = StubSession(fake, NOW)
     target = Target(f"tag:{tag}", "http://127.0.0.1")
     asyncio.run(collector.fetch(target, session, History(None)))  # type: ignore[arg-type]
@@ -455,9 +453,9 @@ def test_first_wanted_day(
     latest_days_ago: int | None, outcome: str | None, first_days_ago: int
 ) -> None:
     from tracker.collectors.tumblr import TumblrCollector, TumblrSettings
-    from tracker.config import Config
+    from tracker.config import HttpSettings
 
-    collector = TumblrCollector(TumblrSettings(), Config(contact="https://example.org"))
+    collector = TumblrCollector(TumblrSettings(), HttpSettings())
     latest = None if latest_days_ago is None else midnight(TODAY - timedelta(days=latest_days_ago))
     history = StoredHistory(latest, outcome)
     first = collector.first_wanted_day("tag:x", TODAY, history)  # type: ignore[arg-type]
@@ -466,14 +464,14 @@ def test_first_wanted_day(
 
 def test_targets_keep_tags_as_written_and_lower_case_blogs() -> None:
     from tracker.collectors.tumblr import TumblrCollector, TumblrSettings
-    from tracker.config import Config
+    from tracker.config import HttpSettings
     from tracker.storage.history import History
 
     settings = TumblrSettings(
         tags=["twitter migration", " bluesky ", "twitter migration"],
         blogs=["Staff", "staff", "t:0aY0xL2Fi1OFJg4YxpmegQ"],
     )
-    collector = TumblrCollector(settings, Config(contact="https://example.org"))
+    collector = TumblrCollector(settings, HttpSettings())
     keys = [target.key for target in collector.targets(History(None))]
     assert keys == [
         "tag:twitter migration",

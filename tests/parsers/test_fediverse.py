@@ -60,7 +60,7 @@ def test_mastodon_nodeinfo_plus_instance_activity_and_peers() -> None:
         record(p.ACTIVITY, payload("mastodon/instance_activity.json")),
         record(p.PEERS, payload("mastodon/instance_peers.json")),
     ]
-    parsed = p.parse_fediverse("mastodon.social", records, NOW)
+    parsed = p.parse("mastodon.social", records, NOW)
     assert parsed.failure is None
     assert (parsed.platform, parsed.software, parsed.version) == ("mastodon", "mastodon", "4.3.2")
     # NodeInfo wins over the instance API for the same metric (409321, not v2's 243035).
@@ -113,7 +113,7 @@ def test_misskey_uses_local_counts_not_federated_ones() -> None:
         record(p.NODEINFO, payload("nodeinfo/misskey_2.1.json")),
         record(p.MISSKEY_STATS, payload("misskey/stats.json")),
     ]
-    parsed = p.parse_fediverse("misskey.io", records, NOW)
+    parsed = p.parse("misskey.io", records, NOW)
     assert parsed.platform == "misskey"
     assert values(parsed.observations) == {
         "users_total": 532799,
@@ -129,7 +129,7 @@ def test_lemmy_site_counts_fill_what_nodeinfo_lacks() -> None:
         record(p.NODEINFO, payload("nodeinfo/lemmy_2.1.json")),
         record(p.LEMMY_SITE, payload("lemmy/site_v3.json")),
     ]
-    parsed = p.parse_fediverse("lemmy.example", records, NOW)
+    parsed = p.parse("lemmy.example", records, NOW)
     assert parsed.platform == "lemmy"
     got = values(parsed.observations)
     assert got["users_active_day"] == 5233
@@ -159,7 +159,7 @@ def test_lemmy_1_0_counts_under_local_site() -> None:
 )
 def test_nodeinfo_only_servers(name: str, platform: str, expected: None) -> None:
     document = payload(f"nodeinfo/{name}")
-    parsed = p.parse_fediverse("x", [record(p.NODEINFO, document)], NOW)
+    parsed = p.parse("x", [record(p.NODEINFO, document)], NOW)
     assert parsed.failure is None
     assert parsed.platform == platform
     users = document["usage"]["users"]
@@ -170,7 +170,7 @@ def test_nodeinfo_only_servers(name: str, platform: str, expected: None) -> None
 
 
 def test_counts_as_strings_are_numbers() -> None:
-    parsed = p.parse_fediverse(
+    parsed = p.parse(
         "blog", [record(p.NODEINFO, payload("nodeinfo/quirk_counts_as_strings_2.0.json"))], NOW
     )
     assert values(parsed.observations) == {
@@ -184,7 +184,7 @@ def test_counts_as_strings_are_numbers() -> None:
 
 
 def test_gotosocial_zero_mode_is_withheld_not_zero_users() -> None:
-    parsed = p.parse_fediverse(
+    parsed = p.parse(
         "gts", [record(p.NODEINFO, payload("nodeinfo/gotosocial_2.0_stats_mode_zero.json"))], NOW
     )
     assert "users_total" not in values(parsed.observations)
@@ -194,7 +194,7 @@ def test_gotosocial_zero_mode_is_withheld_not_zero_users() -> None:
 def test_active_above_total_keeps_total_and_records_why() -> None:
     document = payload("nodeinfo/mastodon_2.0.json")
     document["usage"]["users"] = {"total": 100, "activeMonth": 500, "activeHalfyear": 90}
-    parsed = p.parse_fediverse("t", [record(p.NODEINFO, document)], NOW)
+    parsed = p.parse("t", [record(p.NODEINFO, document)], NOW)
     got = values(parsed.observations)
     assert got["users_total"] == 100
     assert "users_active_month" not in got
@@ -214,7 +214,7 @@ def test_active_above_total_keeps_total_and_records_why() -> None:
     ],
 )
 def test_nodeinfo_that_is_not_nodeinfo_fails_with_kind(body: bytes, kind: str) -> None:
-    parsed = p.parse_fediverse("t", [record(p.NODEINFO, body)], NOW)
+    parsed = p.parse("t", [record(p.NODEINFO, body)], NOW)
     assert parsed.failure is not None
     assert parsed.failure.kind == kind
     assert parsed.observations == []
@@ -225,13 +225,13 @@ def test_no_answer_at_all_names_the_network_error() -> None:
         Fetched("robots.txt", "u", NOW, error_kind="refused", error_detail="Connection refused"),
         Fetched(p.WELLKNOWN, "u", NOW, error_kind="refused", error_detail="not fetched"),
     ]
-    failure = p.parse_fediverse("t", records, NOW).failure
+    failure = p.parse("t", records, NOW).failure
     assert failure is not None and failure.kind == "refused"
 
 
 def test_server_without_any_stats_is_no_stats() -> None:
     records = [record(p.WELLKNOWN, {"error": "nope"}, status=404, error_kind="http_404")]
-    failure = p.parse_fediverse("t", records, NOW).failure
+    failure = p.parse("t", records, NOW).failure
     assert failure is not None and failure.kind == "no_stats"
 
 
@@ -240,7 +240,7 @@ def test_mastodon_without_nodeinfo_uses_v1_instance() -> None:
         record(p.WELLKNOWN, {}, status=404, error_kind="http_404"),
         record(p.INSTANCE_V1, payload("mastodon/instance_v1.json")),
     ]
-    parsed = p.parse_fediverse("counter.social", records, NOW)
+    parsed = p.parse("counter.social", records, NOW)
     assert parsed.failure is None
     assert parsed.platform == "mastodon"
     assert values(parsed.observations)["users_total"] == 706707
@@ -266,9 +266,7 @@ def test_platform_families(software: str, family: str) -> None:
 
 
 def test_platform_from_nodeinfo_is_evidence() -> None:
-    parsed = p.parse_fediverse(
-        "pl", [record(p.NODEINFO, payload("nodeinfo/pleroma_2.0.json"))], NOW
-    )
+    parsed = p.parse("pl", [record(p.NODEINFO, payload("nodeinfo/pleroma_2.0.json"))], NOW)
     assert (parsed.platform, parsed.platform_known) == ("pleroma", True)
     assert parsed.observations
     assert all(o.platform == "pleroma" and o.platform_known for o in parsed.observations)
@@ -280,7 +278,7 @@ def test_platform_from_the_mastodon_fallback_is_a_guess() -> None:
         record(p.INSTANCE_V1, payload("mastodon/instance_v1.json")),
         record(p.ACTIVITY, payload("mastodon/instance_activity.json")),
     ]
-    parsed = p.parse_fediverse("pl", records, NOW)
+    parsed = p.parse("pl", records, NOW)
     assert parsed.failure is None
     assert (parsed.platform, parsed.platform_known) == ("mastodon", False)
     assert {o.period for o in parsed.observations} == {"", "week"}
@@ -300,7 +298,7 @@ def test_platform_from_the_mastodon_fallback_is_a_guess() -> None:
 def test_the_fallback_guess_reads_a_compatible_version(version: str, platform: str) -> None:
     document = payload("mastodon/instance_v1.json")
     document["version"] = version
-    parsed = p.parse_fediverse("x", [record(p.INSTANCE_V1, document)], NOW)
+    parsed = p.parse("x", [record(p.INSTANCE_V1, document)], NOW)
     assert (parsed.platform, parsed.platform_known) == (platform, False)
 
 

@@ -18,20 +18,20 @@ def nodeinfo(**metadata: Any) -> dict[str, Any]:
 
 def test_a_privacy_flag_stores_nothing_not_even_the_software() -> None:
     for flags in ({"private": True}, {"private": "1"}, {"hide_in_statistics": True}):
-        parsed = p.parse_fediverse("x.example", [record(p.NODEINFO, nodeinfo(**flags))], NOW)
+        parsed = p.parse("x.example", [record(p.NODEINFO, nodeinfo(**flags))], NOW)
         assert parsed.failure is not None and parsed.failure.kind == "opted_out", flags
         assert parsed.observations == [] and parsed.software is None
 
 
 def test_http_410_on_nodeinfo_is_an_opt_out() -> None:
     for kind in (p.WELLKNOWN, p.NODEINFO):
-        parsed = p.parse_fediverse("x.example", [record(kind, {}, status=410)], NOW)
+        parsed = p.parse("x.example", [record(kind, {}, status=410)], NOW)
         assert parsed.failure is not None and parsed.failure.kind == "opted_out"
         assert "410" in parsed.failure.detail
 
 
 def test_a_public_node_is_measured_as_before() -> None:
-    parsed = p.parse_fediverse("x.example", [record(p.NODEINFO, nodeinfo(private=False))], NOW)
+    parsed = p.parse("x.example", [record(p.NODEINFO, nodeinfo(private=False))], NOW)
     assert parsed.failure is None and values(parsed.observations)["users_total"] > 0
 
 

@@ -133,14 +133,14 @@ def test_family_rules_are_config_and_first_match_wins() -> None:
     assert p.family_of("https://bsky.social", rules) == "third_party"
 
 
-def test_parse_records_gives_rejections_and_failures_never_counts() -> None:
+def test_parse_gives_rejections_and_failures_never_counts() -> None:
     at = datetime(2024, 1, 1, tzinfo=UTC)
     ok = Fetched("export", "https://plc/export", at, status=200, body=PAGE)
-    parsed = p.parse_records([ok], p.DEFAULT_FAMILIES)
+    parsed = p.parse("plc", [ok], at, families=p.DEFAULT_FAMILIES)
     assert parsed.failure is None and not parsed.observations and len(parsed.rejections) == 2
     failed = Fetched("export", "u", at, status=503, error_kind="http_503", error_detail="HTTP 503")
-    assert p.parse_records([failed], p.DEFAULT_FAMILIES).failure is not None
+    assert p.parse("plc", [failed], at, families=p.DEFAULT_FAMILIES).failure is not None
     html = Fetched("export", "u", at, status=200, body=b"<html>", error_kind="not_json")
-    assert p.parse_records([html], p.DEFAULT_FAMILIES).failure is not None
+    assert p.parse("plc", [html], at, families=p.DEFAULT_FAMILIES).failure is not None
     note = Fetched(p.KIND_STOP, "u", at, error_detail="caught up")
-    assert p.parse_records([note], p.DEFAULT_FAMILIES).failure is None
+    assert p.parse("plc", [note], at, families=p.DEFAULT_FAMILIES).failure is None

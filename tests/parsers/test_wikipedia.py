@@ -51,7 +51,7 @@ def answer(
 
 
 def parse(*records: Fetched, key: str = MASTODON) -> Any:
-    return p.parse_pageviews(key, records, NOW, "mastodon")
+    return p.parse(key, records, NOW, platform="mastodon")
 
 
 def daily() -> dict[str, Any]:
@@ -489,7 +489,7 @@ def test_the_same_article_spelled_twice_is_one_target() -> None:
         ]
     )
     loaded = parse_config(text, Path("config.yaml"))
-    collector = WikipediaCollector(loaded.collectors["wikipedia"], loaded)  # type: ignore[arg-type]
+    collector = WikipediaCollector(loaded.collectors["wikipedia"], loaded.http)  # type: ignore[arg-type]
     from tracker.storage.history import History
 
     assert [t.key for t in collector.targets(History(None))] == [MASTODON, "ja.wikipedia/Mixi"]
@@ -500,7 +500,7 @@ def test_no_articles_means_nothing_to_do() -> None:
     from tracker.collectors.wikipedia import WikipediaCollector
 
     loaded = parse_config(config([]), Path("config.yaml"))
-    collector = WikipediaCollector(loaded.collectors["wikipedia"], loaded)  # type: ignore[arg-type]
+    collector = WikipediaCollector(loaded.collectors["wikipedia"], loaded.http)  # type: ignore[arg-type]
     assert collector.unavailable() == (
         "collectors.wikipedia.articles is empty: list the articles to follow"
     )

@@ -33,7 +33,6 @@ from tracker.charts import (
     signups,
 )
 from tracker.charts.base import Chart
-from tracker.charts.data import SOURCE_ORDER
 from tracker.charts.figure import empty_figure
 from tracker.charts.style import styled
 from tracker.config import ReportSettings
@@ -121,4 +120,4 @@ def keep_for(report: ReportSettings) -> Keep:
     return keep
 
 
-__all__ = ["CHART_NAMES", "SOURCE_ORDER", "Chart", "draw_all", "keep_for"]
+__all__ = ["CHART_NAMES", "Chart", "draw_all", "keep_for"]

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import (
     by_source,
@@ -47,7 +48,6 @@ from tracker.charts.style import (
     owner,
     percent_axis,
     platform_colour,
-    platform_name,
     styled,
 )
 from tracker.model import Event

@@ -19,57 +19,31 @@ import pandas as pd
 from tracker.analysis.conventions import day_date, day_of
 from tracker.analysis.pipeline import Analysis
 from tracker.analysis.quality import JUMPS
-from tracker.charts.style import platform_name
+from tracker.catalogue import facts_of, platform_name, source_order
 
 LINE_COLUMNS = ["source", "platform", "metric", "target", "day", "value", "stale", "reporting"]
 """A tidy line frame: one row per line and day. `target` is '' for a network total summed
 over targets, or the aggregate target (a relay) whose own series the total is."""
 
-SOURCE_NOTES = {
-    "joinmastodon": "official statistics of joinmastodon.org",
-    "fediverse": "servers listed in the config or found by `tracker crawl`, read from their "
-    "public APIs",
-    "bluesky": "Bluesky relays and PDS hosts listed in the config",
-    "tumblr": "Tumblr API",
-    "wikipedia": "Wikimedia page views API",
-    "plc": "new did:plc identities in the PLC directory export, by PDS family",
-    "mastodonusercount": "imported crawl of the @mastodonusercount bot",
-    "joinmastodon_archive": "imported archive of joinmastodon.org's official statistics",
-    "instances_social": "imported instances.social totals",
-    "bluesky_users": "imported Bluesky account counts (bluesky-users archive)",
-    "bsky_users": "imported bsky-users tracker",
-}
-SOURCE_SHORT = {
-    "joinmastodon": "official statistics",
-    "fediverse": "listed or crawled servers",
-    "bluesky": "listed relays and hosts",
-    "plc": "PLC directory",
-    "mastodonusercount": "imported bot crawl",
-    "joinmastodon_archive": "imported official statistics",
-    "instances_social": "imported",
-    "bluesky_users": "imported counts",
-    "bsky_users": "imported tracker",
-}
-"""A few words for panel titles; captions carry the full `SOURCE_NOTES`."""
-SOURCE_ORDER = ("joinmastodon", "fediverse", "bluesky", "tumblr", "wikipedia")
-"""Collected sources first, in this order (see `ordered_sources`)."""
-
 
 def ordered_sources(frame: pd.DataFrame, time: str = "day") -> list[str]:
-    """Sources of a frame: collected ones in SOURCE_ORDER, then imported ones by their
-    first date (history reads left to right)."""
+    """Sources of a frame: collected ones in the registry's order, then imported ones by
+    their first date (history reads left to right)."""
     first = frame.groupby("source")[time].min()
+    collected = source_order()
 
     def rank(source: str) -> tuple[int, float, str]:
-        if source in SOURCE_ORDER:
-            return (SOURCE_ORDER.index(source), 0.0, source)
-        return (len(SOURCE_ORDER), float(first[source]), source)
+        if source in collected:
+            return (collected.index(source), 0.0, source)
+        return (len(collected), float(first[source]), source)
 
     return sorted((str(source) for source in first.index), key=rank)
 
 
 def describe(source: str, *, brief: bool = False) -> str:
-    note = (SOURCE_SHORT if brief else SOURCE_NOTES).get(source)
+    """The source's name and what it counts: its owner's caption, or brief words in titles."""
+    facts = facts_of(source)
+    note = None if facts is None else facts.brief if brief else facts.caption
     return f"{source} ({note})" if note else source
 
 
@@ -172,9 +146,8 @@ def coverage(analysis: Analysis, lines: pd.DataFrame) -> dict[tuple[str, str, st
 
 
 def unit_of(source: str) -> str:
-    return {"fediverse": "servers", "bluesky": "hosts", "wikipedia": "articles"}.get(
-        source, "targets"
-    )
+    facts = facts_of(source)
+    return "targets" if facts is None else facts.unit
 
 
 def line_label(source: str, platform: str, target: str, *, with_source: bool) -> str:

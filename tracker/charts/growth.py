@@ -31,6 +31,7 @@ from matplotlib.patches import Patch
 
 from tracker.analysis.events import Wave, waves
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import (
     by_source,
@@ -51,7 +52,6 @@ from tracker.charts.style import (
     dates,
     owner,
     platform_colour,
-    platform_name,
     shade,
     signed,
     styled,

@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import describe, flag_points, iso, outlier_points, span_text
 from tracker.charts.figure import caption, finish, legend_outside, message, new_figure
@@ -34,7 +35,6 @@ from tracker.charts.style import (
     log_axis,
     owner,
     platform_colour,
-    platform_name,
     shade,
     styled,
 )

@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 
 from tracker.analysis.network import ACCOUNTS, ACTIVE, flagged_per_family, latest
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import iso, span_text
 from tracker.charts.figure import caption, empty_chart, finish, message, new_figure
@@ -39,7 +40,6 @@ from tracker.charts.style import (
     owner,
     percent_axis,
     platform_colour,
-    platform_name,
     styled,
 )
 from tracker.model import Event

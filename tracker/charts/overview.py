@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import (
     by_source,
@@ -51,7 +52,6 @@ from tracker.charts.style import (
     draw_line,
     finish_accounts,
     platform_colour,
-    platform_name,
     styled,
 )
 from tracker.model import Event

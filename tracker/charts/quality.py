@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from tracker.analysis.conventions import timestamps
 from tracker.analysis.pipeline import Analysis
 from tracker.analysis.quality import DECREASE, DROPOUT, SPIKE, STEP
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import describe, iso, ordered_sources, span_text
 from tracker.charts.figure import caption, empty_chart, finish, message, new_figure
@@ -41,7 +42,6 @@ from tracker.charts.style import (
     date_axis,
     dates,
     owner,
-    platform_name,
     styled,
 )
 

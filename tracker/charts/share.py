@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import by_source, iso, network_lines, ordered_sources, span_text
 from tracker.charts.figure import (
@@ -44,7 +45,6 @@ from tracker.charts.style import (
     owner,
     percent_axis,
     platform_colour,
-    platform_name,
     styled,
 )
 from tracker.model import Event

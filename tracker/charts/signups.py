@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import platform_name
 from tracker.charts.base import Chart
 from tracker.charts.data import iso, span_text
 from tracker.charts.figure import (
@@ -34,7 +35,6 @@ from tracker.charts.style import (
     date_axis,
     draw_line,
     platform_colour,
-    platform_name,
     styled,
 )
 from tracker.model import Event

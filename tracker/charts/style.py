@@ -10,8 +10,9 @@ the font it was created with, so the saved PNG does not depend on global rcParam
 and nothing leaks into the caller's matplotlib.
 
 Colours belong to platforms (Mastodon purple, Bluesky blue, ...), so a platform has
-the same colour in every chart; unknown platforms get a colour derived from a
-checksum of their name, stable across runs (Python's `hash` is salted).
+the same colour in every chart. The collector that reports a platform declares its
+colour and display name (`tracker.catalogue`); unknown platforms get a colour derived
+from a checksum of their name, stable across runs (Python's `hash` is salted).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from tracker.catalogue import platform_looks
+
 JAPANESE_FAMILY = "IPAexGothic"
 FONT_FILE = "ipaexg.ttf"
 MIN_SPAN_DAYS = 14
@@ -47,46 +50,8 @@ OUTLIER_COLOUR = "#d62728"
 STEP_COLOUR = "#e08000"
 DECREASE_COLOUR = "#7b1fa2"
 
-PLATFORM_COLOURS = {
-    "mastodon": "#563acc",
-    "bluesky": "#1185fe",
-    "misskey": "#86b300",
-    "twitter": "#14171a",
-    "x": "#14171a",
-    "threads": "#c13584",
-    "tumblr": "#17a2b8",
-    "mixi": "#e8a317",
-    "mixi2": "#9c6b00",
-    "lemmy": "#14854f",
-    "pleroma": "#d35400",
-    "akkoma": "#b185db",
-    "gotosocial": "#7f8c8d",
-    "countersocial": "#2c3e50",
-    "cohost": "#83254f",
-    "peertube": "#f1680d",
-    "friendica": "#1872a2",
-    "firefish": "#f07a5b",
-    "sharkey": "#4fb3a1",
-}
 FALLBACK_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22")
-PLATFORM_NAMES = {
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-    "misskey": "Misskey",
-    "twitter": "Twitter/X",
-    "x": "Twitter/X",
-    "threads": "Threads",
-    "tumblr": "Tumblr",
-    "mixi": "mixi",
-    "mixi2": "mixi2",
-    "lemmy": "Lemmy",
-    "pleroma": "Pleroma",
-    "akkoma": "Akkoma",
-    "gotosocial": "GoToSocial",
-    "countersocial": "CounterSocial",
-    "cohost": "Cohost",
-    "peertube": "PeerTube",
-}
+"""For a platform no collector gives a colour: picked by its name, so stable across charts."""
 
 STYLE: dict[Any, Any] = {
     "font.family": [JAPANESE_FAMILY, "DejaVu Sans"],
@@ -137,14 +102,11 @@ def styled() -> Iterator[None]:
 
 
 def platform_colour(platform: str) -> str:
-    known = PLATFORM_COLOURS.get(platform.lower())
-    if known is not None:
-        return known
+    """The colour its collector declares (`tracker.catalogue`), else a stable fallback."""
+    look = platform_looks().get(platform.lower())
+    if look is not None and look.colour is not None:
+        return look.colour
     return FALLBACK_COLOURS[zlib.crc32(platform.lower().encode()) % len(FALLBACK_COLOURS)]
-
-
-def platform_name(platform: str) -> str:
-    return PLATFORM_NAMES.get(platform.lower(), platform)
 
 
 def shade(colour: str, amount: float) -> tuple[float, float, float]:

@@ -9,13 +9,13 @@ on the archive after a fix, without touching the network.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import ClassVar, Generic, TypeVar
 
-from tracker.config import CollectorSettings, Config
+from tracker.config import CollectorSettings, HttpSettings
 from tracker.http.session import TargetSession
-from tracker.model import Fetched, Parsed
+from tracker.model import Fetched, Parsed, PlatformLook, SourceFacts
 from tracker.storage.history import History
 from tracker.targets import Target
 
@@ -33,10 +33,18 @@ class Collector(ABC, Generic[S]):
     """One line for `tracker collectors`: what it measures and from where."""
     respect_robots: ClassVar[bool] = False
     """Crawlers of many independent servers obey robots.txt; documented APIs need not."""
+    default_schedule: ClassVar[str | None]
+    """When `tracker schedule` runs it if `schedule:` does not say (cron, UTC), or None."""
+    about: ClassVar[SourceFacts]
+    """How the charts and the page describe its source (read through `tracker.catalogue`)."""
+    platforms: ClassVar[Mapping[str, PlatformLook]] = {}
+    """Display name and colour of the platforms it reports that no other collector names."""
 
-    def __init__(self, settings: S, config: Config) -> None:
+    def __init__(self, settings: S, http: HttpSettings) -> None:
+        """`http` is this collector's HTTP settings (`Config.http_for(name)`), global ones
+        included, so a collector never reaches into the rest of the config."""
         self.settings = settings
-        self.config = config
+        self.http = http
 
     def unavailable(self) -> str | None:
         """Why the collector cannot run now (for example a missing API key), or None."""
@@ -48,7 +56,8 @@ class Collector(ABC, Generic[S]):
 
     @abstractmethod
     def targets(self, history: History) -> Sequence[Target]:
-        """What to poll in this run."""
+        """What to poll in this run. `history` is what earlier runs stored: the fediverse
+        collector adds the servers the crawl found alive and not measured today."""
 
     @abstractmethod
     async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
@@ -56,4 +65,8 @@ class Collector(ABC, Generic[S]):
 
     @abstractmethod
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        """Pure: the fetch log of one target into observations (also used by reparse)."""
+        """Pure: the fetch log of one target into observations (also used by reparse).
+
+        Calls its parser module's `parse(target, records, observed_at, *, options)`, the
+        one parser contract (tests/collectors/test_registry.py), with options from its
+        settings."""

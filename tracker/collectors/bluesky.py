@@ -20,16 +20,17 @@ request per `page_size` accounts, so a large PDS needs a larger `http.deadline`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
 from pydantic import Field
 
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, ServerUrlList
 from tracker.http.session import TargetSession
-from tracker.model import Fetched, Parsed, PayloadError, decode_json
+from tracker.model import Fetched, Parsed, PayloadError, PlatformLook, SourceFacts, decode_json
 from tracker.parsers import bluesky as p
 from tracker.storage.history import History
 from tracker.targets import Target, unique_targets
@@ -59,6 +60,17 @@ class BlueskyCollector(Collector[BlueskySettings]):
     settings_model = BlueskySettings
     summary = "accounts per PDS host and network total from relays; all/active accounts of PDSes"
     metrics = ("users_total", "users_active", "servers_total", "registrations_open")
+    default_schedule = "20 */6 * * *"
+    about = SourceFacts(
+        caption="Bluesky relays and PDS hosts listed in the config",
+        brief="listed relays and hosts",
+        sentence="the Bluesky relay's count of accounts on the hosts it lists "
+        "(deactivated accounts included)",
+        unit="hosts",
+    )
+    platforms: ClassVar[Mapping[str, PlatformLook]] = {
+        "bluesky": PlatformLook("Bluesky", "#1185fe")
+    }
 
     def targets(self, history: History) -> Sequence[Target]:
         relays = unique_targets(list(self.settings.relays))
@@ -100,7 +112,4 @@ class BlueskyCollector(Collector[BlueskySettings]):
             seen.add(cursor)
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        # The role is read from the records (reparse has only the key and the log).
-        if any(record.kind == p.LIST_HOSTS for record in records):
-            return p.parse_relay(target, records, observed_at, self.settings.max_pages)
-        return p.parse_pds(target, records, observed_at, self.settings.max_pages)
+        return p.parse(target, records, observed_at, max_pages=self.settings.max_pages)

@@ -8,15 +8,16 @@ some Mastodon forks switch NodeInfo off but keep the instance API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from pydantic import Field
 
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, DiscoverSettings, ServerList
 from tracker.http.session import TargetSession
-from tracker.model import Fetched, Parsed, PayloadError, decode_json
+from tracker.model import Fetched, Parsed, PayloadError, PlatformLook, SourceFacts, decode_json
 from tracker.parsers import fediverse as p
 from tracker.storage.history import History
 from tracker.targets import Target, target_for, unique_targets
@@ -59,6 +60,25 @@ class FediverseCollector(Collector[FediverseSettings]):
         "logins",
         "statuses",
     )
+    default_schedule = "0 */6 * * *"
+    about = SourceFacts(
+        caption="servers listed in the config or found by `tracker crawl`, read from their "
+        "public APIs",
+        brief="listed or crawled servers",
+        unit="servers",
+    )
+    platforms: ClassVar[Mapping[str, PlatformLook]] = {
+        "mastodon": PlatformLook("Mastodon", "#563acc"),
+        "misskey": PlatformLook("Misskey", "#86b300"),
+        "lemmy": PlatformLook("Lemmy", "#14854f"),
+        "pleroma": PlatformLook("Pleroma", "#d35400"),
+        "akkoma": PlatformLook("Akkoma", "#b185db"),
+        "gotosocial": PlatformLook("GoToSocial", "#7f8c8d"),
+        "peertube": PlatformLook("PeerTube", "#f1680d"),
+        "friendica": PlatformLook("friendica", "#1872a2"),
+        "firefish": PlatformLook("firefish", "#f07a5b"),
+        "sharkey": PlatformLook("sharkey", "#4fb3a1"),
+    }
 
     crawl_mode: bool = False
     """Set by the crawl: NodeInfo and the whole peer list, not the per-server extras."""
@@ -70,7 +90,7 @@ class FediverseCollector(Collector[FediverseSettings]):
             skip = {target.key for target in targets}
             if self.settings.discover.measure_found == "daily":
                 skip |= history.measured_within(self.name, FOUND_INTERVAL)
-            allow = self.config.http.allow_hosts
+            allow = self.http.allow_hosts
             targets += [
                 target_for(host, allow)
                 for host in history.servers_in_state("alive")
@@ -166,4 +186,4 @@ class FediverseCollector(Collector[FediverseSettings]):
             await session.fetch(p.PEERS, "/api/v1/instance/peers", optional=True)
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        return p.parse_fediverse(target, records, observed_at)
+        return p.parse(target, records, observed_at)

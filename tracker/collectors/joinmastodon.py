@@ -12,13 +12,10 @@ from datetime import datetime
 from tracker.collectors.base import Collector
 from tracker.config import CollectorSettings, HttpUrl
 from tracker.http.session import TargetSession
-from tracker.model import Failure, Fetched, Parsed, PayloadError, decode_json
-from tracker.parsers.common import no_data_failure
-from tracker.parsers.joinmastodon import TARGET, parse_statistics
+from tracker.model import Fetched, Parsed, SourceFacts
+from tracker.parsers.joinmastodon import KIND, TARGET, parse
 from tracker.storage.history import History
 from tracker.targets import Target
-
-KIND = "statistics"
 
 
 class JoinMastodonSettings(CollectorSettings):
@@ -30,6 +27,14 @@ class JoinMastodonCollector(Collector[JoinMastodonSettings]):
     settings_model = JoinMastodonSettings
     summary = "the official daily count of Mastodon servers, accounts and monthly active users"
     metrics = ("servers_total", "users_total", "users_active_month")
+    default_schedule = "10 0 * * *"
+    """Soon after midnight UTC, when yesterday's figures are complete."""
+    about = SourceFacts(
+        caption="official statistics of joinmastodon.org",
+        brief="official statistics",
+        sentence="joinmastodon.org's official daily statistics",
+        record="the official record",
+    )
 
     def targets(self, history: History) -> Sequence[Target]:
         return [Target(key=TARGET, base_url=self.settings.url)]
@@ -38,10 +43,4 @@ class JoinMastodonCollector(Collector[JoinMastodonSettings]):
         await session.fetch(KIND, self.settings.url)
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        for record in records:
-            if record.kind == KIND and record.ok:
-                try:
-                    return parse_statistics(decode_json(record), observed_at)
-                except PayloadError as exc:
-                    return Parsed(failure=Failure(exc.kind, f"{KIND}: {exc.detail}"))
-        return Parsed(failure=no_data_failure(records, "the endpoint published no statistics"))
+        return parse(target, records, observed_at)

@@ -42,7 +42,7 @@ from sqlalchemy import Connection, Engine
 from tracker.collectors.base import Collector
 from tracker.config import PlcSettings
 from tracker.http.session import TargetSession
-from tracker.model import Fetched, Parsed, PayloadError, TargetResult
+from tracker.model import Fetched, Parsed, PayloadError, SourceFacts, TargetResult
 from tracker.parsers import plc as p
 from tracker.storage.collector_state import (
     add_to_points,
@@ -102,6 +102,14 @@ class PlcCollector(Collector[PlcSettings]):
     settings_model = PlcSettings
     summary = "Bluesky sign-ups per day and PDS family, from the PLC directory's export"
     metrics = (p.METRIC,)
+    default_schedule = "45 * * * *"
+    """Hourly: each run pages on from the stored cursor, so runs stay short."""
+    about = SourceFacts(
+        caption="new did:plc identities in the PLC directory export, by PDS family",
+        brief="PLC directory",
+        sentence="the PLC directory's new did:plc identities per day (identities, not "
+        "people; did:web accounts are missing)",
+    )
 
     def targets(self, history: History) -> Sequence[Target]:
         return unique_targets([self.settings.directory])
@@ -208,7 +216,7 @@ class PlcCollector(Collector[PlcSettings]):
         store.write_target(run_id, result, also)
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        return p.parse_records(records, self.settings.families)
+        return p.parse(target, records, observed_at, families=self.settings.families)
 
 
 def _midnight(day: date) -> datetime:

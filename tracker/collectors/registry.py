@@ -1,4 +1,8 @@
-"""The one place that lists the collectors. Adding a platform = one module + one line here."""
+"""The one place that lists the collectors. Adding a platform = one module + one line here.
+
+The order is the order `tracker collect` runs them in and the order the charts draw
+their sources in (the official Mastodon figures first, as the reference line).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from tracker.collectors.tumblr import TumblrCollector
 from tracker.collectors.wikipedia import WikipediaCollector
 
 COLLECTORS: tuple[type[Collector[Any]], ...] = (
-    FediverseCollector,
     JoinMastodonCollector,
+    FediverseCollector,
     BlueskyCollector,
     TumblrCollector,
     WikipediaCollector,
@@ -31,3 +35,8 @@ def get(name: str) -> type[Collector[Any]]:
         if collector.name == name:
             return collector
     raise KeyError(f"unknown collector {name!r} (known: {', '.join(names())})")
+
+
+def default_schedules() -> dict[str, str]:
+    """Each collector's own default timetable (cron, UTC); `schedule:` entries override it."""
+    return {c.name: c.default_schedule for c in COLLECTORS if c.default_schedule is not None}

@@ -18,18 +18,19 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import ClassVar
 from urllib.parse import quote, urlsplit
 
 from pydantic import Field, field_validator
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings, Config, HttpUrl
+from tracker.config import CollectorSettings, HttpSettings, HttpUrl
 from tracker.http.redaction import redact_bytes, redact_http_logs
 from tracker.http.session import TargetSession
-from tracker.model import Fetched, Parsed, utc
+from tracker.model import Fetched, Parsed, PlatformLook, SourceFacts, utc
 from tracker.parsers import tumblr as p
 from tracker.storage.history import History
 from tracker.targets import Target
@@ -97,9 +98,13 @@ class TumblrCollector(Collector[TumblrSettings]):
     settings_model = TumblrSettings
     summary = "posts per day under chosen tags, and the post count of chosen blogs"
     metrics = ("tagged_posts", "posts_total")
+    default_schedule = "40 0 * * *"
+    """Soon after midnight UTC, when yesterday's posts are all there."""
+    about = SourceFacts(caption="Tumblr API")
+    platforms: ClassVar[Mapping[str, PlatformLook]] = {"tumblr": PlatformLook("Tumblr", "#17a2b8")}
 
-    def __init__(self, settings: TumblrSettings, config: Config) -> None:
-        super().__init__(settings, config)
+    def __init__(self, settings: TumblrSettings, http: HttpSettings) -> None:
+        super().__init__(settings, http)
         redact_http_logs(self.secrets())
 
     @property
@@ -133,15 +138,10 @@ class TumblrCollector(Collector[TumblrSettings]):
         await self._get(session, p.BLOG_INFO, f"/v2/blog/{blog}/info")
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
-        if target.startswith("tag:"):
-            return p.parse_tagged(
-                target,
-                records,
-                observed_at,
-                days=self.settings.days,
-                max_pages=self.settings.max_pages,
-            )
-        return p.parse_blog_info(target, records, observed_at)
+        settings = self.settings
+        return p.parse(
+            target, records, observed_at, days=settings.days, max_pages=settings.max_pages
+        )
 
     def first_wanted_day(self, key: str, today: date, history: History) -> date:
         """The oldest day this run should cover: the window's start, or after the newest stored.

@@ -15,16 +15,17 @@ config costs one request a week rather than one a run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 
 from tracker.collectors.base import Collector
-from tracker.config import CollectorSettings, Config, HttpUrl, Strict
+from tracker.config import CollectorSettings, HttpSettings, HttpUrl, Strict
 from tracker.http.session import TargetSession
 from tracker.instants import iso_z
-from tracker.model import Fetched, Parsed
+from tracker.model import Fetched, Parsed, PlatformLook, SourceFacts
 from tracker.parsers import wikipedia as p
 from tracker.storage.history import History
 from tracker.targets import Target
@@ -99,9 +100,24 @@ class WikipediaCollector(Collector[WikipediaSettings]):
     settings_model = WikipediaSettings
     summary = "daily page views of chosen Wikipedia articles (attention, not accounts)"
     metrics = (p.METRIC,)
+    default_schedule = "30 2 * * *"
+    """Wikimedia adds a day's page views some hours after it ends; a day not there yet
+    is fetched the next day (the collector asks again from two days back)."""
+    about = SourceFacts(caption="Wikimedia page views API", unit="articles")
+    platforms: ClassVar[Mapping[str, PlatformLook]] = {
+        "twitter": PlatformLook("Twitter/X", "#14171a"),
+        "x": PlatformLook("Twitter/X", "#14171a"),
+        "threads": PlatformLook("Threads", "#c13584"),
+        "mixi": PlatformLook("mixi", "#e8a317"),
+        "mixi2": PlatformLook("mixi2", "#9c6b00"),
+        "countersocial": PlatformLook("CounterSocial", "#2c3e50"),
+        "cohost": PlatformLook("Cohost", "#83254f"),
+    }
+    """Platforms only their articles measure (no stats API); the others are named by
+    the collector that measures them."""
 
-    def __init__(self, settings: WikipediaSettings, config: Config) -> None:
-        super().__init__(settings, config)
+    def __init__(self, settings: WikipediaSettings, http: HttpSettings) -> None:
+        super().__init__(settings, http)
         self.articles: dict[str, Article] = {}
         for article in settings.articles:
             self.articles.setdefault(article.key, article)  # duplicates collected once
@@ -164,7 +180,7 @@ class WikipediaCollector(Collector[WikipediaSettings]):
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
         article = self.articles.get(target)
         platform = article.platform if article else UNKNOWN_PLATFORM
-        return p.parse_pageviews(target, records, observed_at, platform)
+        return p.parse(target, records, observed_at, platform=platform)
 
 
 def _note_not_due(session: TargetSession, path: str, now: datetime, reason: str) -> None:

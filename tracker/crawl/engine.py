@@ -142,7 +142,7 @@ class Crawl:
         self.on_server = on_server
         settings, self.discover = discover_settings(config)
         self.settings = settings
-        self.collector = FediverseCollector(settings, config)
+        self.collector = FediverseCollector(settings, config.http_for("fediverse"))
         self.collector.crawl_mode = True
         self.allow = frozenset(config.http.allow_hosts)
         self.context = HttpContext(
@@ -152,7 +152,7 @@ class Crawl:
             respect_robots=True,
             min_interval=1.0 / self.discover.requests_per_second,
         )
-        self.runner = Runner(store, clock)
+        self.runner = Runner(store, clock, contact=config.contact)
         try:
             self.exclusions = Exclusions.from_config(self.discover.exclude, self._exclude_file())
         except ExclusionError as exc:

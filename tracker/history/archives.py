@@ -22,6 +22,7 @@ from tracker.history.formats import (
     iso_second,
     unix_seconds,
 )
+from tracker.model import SourceFacts
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Archive:
     licence: str
     measures: str
     format: Format
+    about: SourceFacts
+    """How the charts and the page name it (`tracker.catalogue`)."""
     shipped: str | None = None
     """The packaged file (`tracker/history/data/<name>.xz`) when the licence allows it."""
 
@@ -63,6 +66,13 @@ ARCHIVES: dict[str, Archive] = {
             licence="CC0 1.0",
             measures="the @mastodonusercount bot's hourly crawl of every Mastodon instance it "
             "knew, 2018-08-11..2022-11-07: accounts, instances, posts",
+            about=SourceFacts(
+                caption="imported crawl of the @mastodonusercount bot",
+                brief="imported bot crawl",
+                sentence="the @mastodonusercount bot's hourly crawl of all Mastodon servers "
+                "it knew",
+                record="the bot's record",
+            ),
             format=CsvFormat(
                 header=("timestamp", "usercount", "instancecount", "tootscount"),
                 time_column="timestamp",
@@ -85,6 +95,12 @@ ARCHIVES: dict[str, Archive] = {
             measures="the official joinmastodon.org daily statistics from 2022-09-30: servers, "
             "accounts, monthly active users (the live `joinmastodon` collector reads the "
             "same endpoint; this archive stays a separate source)",
+            about=SourceFacts(
+                caption="imported archive of joinmastodon.org's official statistics",
+                brief="imported official statistics",
+                sentence="joinmastodon.org's official daily statistics (imported archive)",
+                record="the official record",
+            ),
             format=CsvFormat(
                 header=("date", "server_count", "user_count", "active_user_count"),
                 time_column="date",
@@ -103,6 +119,12 @@ ARCHIVES: dict[str, Archive] = {
             licence=_NOT_REDISTRIBUTABLE,
             measures="accounts and posts summed over the instances instances.social lists, "
             "about every 3 hours from 2022-11-04 (re-indexed on 2022-11-21: a step, not growth)",
+            about=SourceFacts(
+                caption="imported instances.social totals",
+                brief="imported",
+                sentence="instances.social's totals over the servers it lists",
+                record="instances.social's record",
+            ),
             format=CsvFormat(
                 header=("updated_at", "users", "statuses"),
                 time_column="updated_at",
@@ -116,6 +138,12 @@ ARCHIVES: dict[str, Archive] = {
             origin="https://github.com/elaval/bluesky-users",
             licence=_NOT_REDISTRIBUTABLE,
             measures="total Bluesky accounts at irregular points, 2023-05..2024-11",
+            about=SourceFacts(
+                caption="imported Bluesky account counts (bluesky-users archive)",
+                brief="imported counts",
+                sentence="the bluesky-users archive's count of Bluesky accounts (irregular points)",
+                record="the bluesky-users record",
+            ),
             format=JsonPointsFormat(
                 time_key="date", value_key="users", read_time=iso_instant, metric="users_total"
             ),
@@ -126,6 +154,12 @@ ARCHIVES: dict[str, Archive] = {
             origin="https://github.com/elaval/bskyusers (figures of https://bsky-users.theo.io)",
             licence=_NOT_REDISTRIBUTABLE,
             measures="total Bluesky accounts about hourly from 2024-11-22",
+            about=SourceFacts(
+                caption="imported bsky-users tracker",
+                brief="imported tracker",
+                sentence="the bsky-users tracker's count of Bluesky accounts",
+                record="the bsky-users record",
+            ),
             format=CsvFormat(
                 header=("timestamp", "users"),
                 time_column="timestamp",

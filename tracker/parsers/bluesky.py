@@ -191,6 +191,16 @@ def relay_host_target(relay: str, host: str) -> str:
     return f"{RELAY_PREFIX}{relay}/{host}"
 
 
+def parse(
+    target: str, records: Sequence[Fetched], observed_at: datetime, *, max_pages: int
+) -> Parsed:
+    """A relay's or a PDS's fetch log, told apart by what was asked (reparse has only the
+    key and the log): a relay is asked for its host list."""
+    if any(record.kind == LIST_HOSTS for record in records):
+        return parse_relay(target, records, observed_at, max_pages)
+    return parse_pds(target, records, observed_at, max_pages)
+
+
 def parse_relay(
     target: str, records: Sequence[Fetched], observed_at: datetime, max_pages: int
 ) -> Parsed:

@@ -433,7 +433,7 @@ def _offer_peers(
         rejections.append(Rejection("peers_total", "(payload)", exc.detail))
 
 
-def parse_fediverse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
+def parse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
     """All of one server's responses from one run, into observations.
 
     The platform is evidence only when NodeInfo named the software. A server read

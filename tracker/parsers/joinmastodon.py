@@ -9,18 +9,32 @@ day is an independent reading keyed on its date.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from tracker.model import Failure, Observation, Parsed, PayloadError
+from tracker.model import Failure, Fetched, Observation, Parsed, PayloadError, decode_json
+from tracker.parsers.common import no_data_failure
 from tracker.sanity import Rejection, check_count
 
 TARGET = "joinmastodon"
+KIND = "statistics"
 FIELDS = {
     "server_count": "servers_total",
     "user_count": "users_total",
     "active_user_count": "users_active_month",
 }
+
+
+def parse(target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
+    """The fetch log of the one statistics request into one reading per published day."""
+    for record in records:
+        if record.kind == KIND and record.ok:
+            try:
+                return parse_statistics(decode_json(record), observed_at)
+            except PayloadError as exc:
+                return Parsed(failure=Failure(exc.kind, f"{KIND}: {exc.detail}"))
+    return Parsed(failure=no_data_failure(records, "the endpoint published no statistics"))
 
 
 def parse_statistics(document: Any, observed_at: datetime) -> Parsed:

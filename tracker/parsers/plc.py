@@ -260,7 +260,13 @@ def _advance(cursor: Cursor, ops: Sequence[_Op]) -> Cursor:
     return Cursor(last_time, last_seq, boundary)
 
 
-def parse_records(records: Sequence[Fetched], families: Mapping[str, Sequence[str]]) -> Parsed:
+def parse(
+    target: str,
+    records: Sequence[Fetched],
+    observed_at: datetime,
+    *,
+    families: Mapping[str, Sequence[str]],
+) -> Parsed:
     """What the attempt log says (used by `tracker reparse`): rejections and failures.
 
     The counts are not in here: each page's counts were added to the stored day

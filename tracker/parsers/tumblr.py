@@ -260,6 +260,15 @@ def covered_days(walk: Walk, today: date, days: int) -> list[date]:
     return covered
 
 
+def parse(
+    target: str, records: Sequence[Fetched], observed_at: datetime, *, days: int, max_pages: int
+) -> Parsed:
+    """A tag's walk (`tag:` targets) or a blog's info, told apart by the target's key."""
+    if target.startswith("tag:"):
+        return parse_tagged(target, records, observed_at, days=days, max_pages=max_pages)
+    return parse_blog_info(target, records, observed_at)
+
+
 def parse_tagged(
     target: str, records: Sequence[Fetched], observed_at: datetime, *, days: int, max_pages: int
 ) -> Parsed:

@@ -130,8 +130,8 @@ def requested_range(url: str) -> tuple[date, date] | None:
     return (first, last) if first is not None and last is not None else None
 
 
-def parse_pageviews(
-    target: str, records: Sequence[Fetched], observed_at: datetime, platform: str
+def parse(
+    target: str, records: Sequence[Fetched], observed_at: datetime, *, platform: str
 ) -> Parsed:
     """One article's fetch log into `pageviews` per day (period `day`, 00:00 UTC)."""
     parsed = Parsed(platform=platform)

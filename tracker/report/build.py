@@ -23,6 +23,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from tracker.analysis.pipeline import Analysis, analyse
+from tracker.catalogue import platform_name
 from tracker.config import Config
 from tracker.errors import TrackerError
 from tracker.report import html
@@ -247,8 +248,6 @@ def _notices(analysis: Analysis) -> list[str]:
 
 def _network_headline(summary: dict[str, Any], limit: int = 4) -> list[tuple[str, str, str]]:
     """The crawl's largest families: accounts on their last day, and how much it covers."""
-    from tracker.charts.style import platform_name  # matplotlib: imported when drawing
-
     rows = []
     for family, figures in list(summary["network"]["families"].items())[:limit]:
         if figures["accounts"] is None:

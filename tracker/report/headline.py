@@ -62,30 +62,10 @@ from tracker.analysis.headline import (
     headline,
 )
 from tracker.analysis.pipeline import Analysis
+from tracker.catalogue import facts_of, platform_name
 from tracker.config import AnalysisSettings
 from tracker.model import Event
 
-SOURCE_TEXT = {
-    "mastodonusercount": "the @mastodonusercount bot's hourly crawl of all Mastodon servers "
-    "it knew",
-    "joinmastodon": "joinmastodon.org's official daily statistics",
-    "joinmastodon_archive": "joinmastodon.org's official daily statistics (imported archive)",
-    "instances_social": "instances.social's totals over the servers it lists",
-    "bsky_users": "the bsky-users tracker's count of Bluesky accounts",
-    "bluesky_users": "the bluesky-users archive's count of Bluesky accounts (irregular points)",
-    "bluesky": "the Bluesky relay's count of accounts on the hosts it lists "
-    "(deactivated accounts included)",
-    "plc": "the PLC directory's new did:plc identities per day (identities, not people; "
-    "did:web accounts are missing)",
-}
-RECORD_NAME = {
-    "mastodonusercount": "the bot's record",
-    "joinmastodon": "the official record",
-    "joinmastodon_archive": "the official record",
-    "instances_social": "instances.social's record",
-    "bsky_users": "the bsky-users record",
-    "bluesky_users": "the bluesky-users record",
-}
 MEASURE = {"accounts_created": "new identities", "registrations": "sign-ups"}
 
 
@@ -247,7 +227,7 @@ def source_text(gain: Gain, analysis: Analysis) -> str:
         servers = f"{gain.targets:,} server{'s' if gain.targets != 1 else ''}"
         reported = "weekly sign-ups reported by" if gain.kind == "sign-ups" else "the"
         return f"{reported} {servers} listed in the config or found by `tracker crawl`"
-    text = SOURCE_TEXT.get(gain.source, f"source {gain.source}")
+    text = _source_text(gain.source, f"source {gain.source}")
     if relay is not None:
         text = f"{text} ({relay})"
     return text
@@ -274,10 +254,10 @@ def _event_name(entry: dict[str, Any]) -> str:
     return f"{entry['label']} ({entry['date']})"
 
 
-def _platform(platform: str) -> str:
-    from tracker.charts.style import platform_name  # matplotlib: imported when writing text
-
-    return platform_name(platform)
+def _source_text(source: str, default: str) -> str:
+    """How a sentence names a source: the words its collector or archive declares."""
+    facts = facts_of(source)
+    return facts.sentence if facts is not None and facts.sentence else default
 
 
 def _number(value: float) -> str:
@@ -328,7 +308,7 @@ def _sentences(item: EventHeadline, entry: dict[str, Any]) -> list[str]:
     ended = [g for g in item.gains if g.status == "ended_before"]
     for gain in ended:
         text.append(
-            f"{_platform(gain.platform)} ({gain.source}): no reading after the event; "
+            f"{platform_name(gain.platform)} ({gain.source}): no reading after the event; "
             f"its record ends on {_iso(gain.record_last)}."
         )
     text.append(_share_sentence(item.shares))
@@ -337,7 +317,7 @@ def _sentences(item: EventHeadline, entry: dict[str, Any]) -> list[str]:
 
 
 def _gain_sentence(gain: Gain, name: str, words: dict[str, Any]) -> str:
-    platform = _platform(gain.platform)
+    platform = platform_name(gain.platform)
     observed = gain.observed or 0.0
     if gain.kind == "sign-ups":
         what = f"{platform} had {_number(observed)} {MEASURE.get(gain.metric, gain.metric)}"
@@ -370,14 +350,15 @@ def _others_sentence(gains: Sequence[Gain]) -> str:
         kind = "accounts" if gain.kind == "accounts" else MEASURE.get(gain.metric, gain.metric)
         ratio = "" if gain.ratio is None else f", {_times(gain.ratio)} times the trend"
         parts.append(
-            f"{_platform(gain.platform)} {kind} {gain.observed or 0:+,.0f} by {gain.source} "
+            f"{platform_name(gain.platform)} {kind} {gain.observed or 0:+,.0f} by {gain.source} "
             f"({gain.days_covered} of {gain.window_days} days{ratio})"
         )
     return "Other counts of the same days: " + "; ".join(parts) + "."
 
 
 def _week_sentence(week: WeekComparison, gain: Gain) -> str:
-    record = RECORD_NAME.get(week.source, f"{week.source}'s record")
+    facts = facts_of(week.source)
+    record = facts.record if facts is not None and facts.record else f"{week.source}'s record"
     span = (
         f"{record} ({day_date(week.first_week):%Y-%m}..{day_date(week.last_week):%Y-%m}, "
         f"{week.weeks:,} weeks)"
@@ -412,10 +393,12 @@ def _share_sentence(found: Sequence[Share]) -> str:
         return "No platform gained accounts in this window, so there is no share to give."
     if len(found) == 1:
         return (
-            f"Only {_platform(found[0].platform)} has counts for this window, so no share "
+            f"Only {platform_name(found[0].platform)} has counts for this window, so no share "
             "among the alternatives can be given."
         )
-    parts = [f"{_platform(share.platform)} {share.share:.0%} ({share.source})" for share in found]
+    parts = [
+        f"{platform_name(share.platform)} {share.share:.0%} ({share.source})" for share in found
+    ]
     uneven = len({share.days_covered for share in found}) > 1
     caveat = " (their data covers different numbers of days)" if uneven else ""
     return f"Of the accounts the platforms with data gained in those days{caveat}: " + (
@@ -426,8 +409,8 @@ def _share_sentence(found: Sequence[Share]) -> str:
 def _retention_sentences(item: EventHeadline) -> list[str]:
     text = []
     for one in item.retention:
-        platform = _platform(one.platform)
-        source = SOURCE_TEXT.get(one.source, one.source)
+        platform = platform_name(one.platform)
+        source = _source_text(one.source, one.source)
         before = one.before_active / one.before_accounts
         sentence = (
             f"{platform} monthly active users per account ({source}): {before:.0%} on "
@@ -467,7 +450,7 @@ def table(entry: dict[str, Any]) -> Table:
             rows.append(
                 (
                     f"{event['label']} ({event['date']})",
-                    f"{_platform(gain['platform'])} {kind}",
+                    f"{platform_name(gain['platform'])} {kind}",
                     f"{gain['observed']:+,}",
                     "" if gain["expected"] is None else f"{gain['expected']:+,}",
                     "" if gain["ratio"] is None else f"{gain['ratio']:,.1f}×",
