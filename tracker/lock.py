@@ -135,12 +135,23 @@ def _write_holder(handle: int) -> None:
         os.pwrite(handle, f"{holder_tag()}\n".encode(), 0)
 
 
+HOLDER_WAIT = 0.5
+"""The holder writes its pid just after taking the lock: a loser that looks in between
+reads an empty file, so it looks again for up to this long (once, for the message)."""
+
+
 def _pid_text(lock_path: Path) -> str:
-    try:
-        first = lock_path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return ""
-    return f" ({first.splitlines()[0]})" if first.startswith("pid ") else ""
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        try:
+            first = lock_path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return ""
+        if first.startswith("pid "):
+            return f" ({first.splitlines()[0]})"
+        if first or time.monotonic() >= deadline:
+            return ""
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager
