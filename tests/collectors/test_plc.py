@@ -25,9 +25,9 @@ from tests.conftest import Workspace, clean_env
 from tests.support.bluesky.harness import ServersUnavailable, start_pds
 from tests.support.loopback import Loopback, Reply, Request, Site
 from tests.support.plc_export import FakeExport, Op, expected_counts, history
-from tracker.collectors.plc import rebuild
 from tracker.config import PlcSettings
 from tracker.loader import load_config
+from tracker.lock import database_lock
 from tracker.parsers import plc as p
 from tracker.storage.engine import (
     _alembic_config,
@@ -36,6 +36,7 @@ from tracker.storage.engine import (
     open_database,
     write_transaction,
 )
+from tracker.storage.plc_rows import rebuild
 
 Counts = dict[tuple[date, str], int]
 
@@ -336,10 +337,28 @@ def test_rebuild_recounts_every_archived_page(workspace: Workspace, loopback: Lo
     assert cursor(workspace) == done
 
 
+def test_rebuild_command_errors_are_one_line_and_change_nothing(
+    workspace: Workspace, loopback: Loopback
+) -> None:
+    ops = history(days=2)
+    configure(workspace, loopback.add(FakeExport(ops).routes()))
+    collect(workspace)
+    with database_lock(workspace.db_url):  # a collection is running
+        held = workspace.cli("plc", "rebuild")
+    assert held.returncode == 1
+    assert held.stderr.startswith("plc rebuild: another collection holds the lock")
+    assert held.stderr.count("\n") == 1
+    with sqlite3.connect(workspace.db) as db:  # as if a page's body had been pruned
+        db.execute("UPDATE fetches SET payload_id = NULL WHERE id = (SELECT min(id) FROM fetches)")
+    pruned = workspace.cli("plc", "rebuild")
+    assert pruned.returncode == 1
+    assert "was pruned: cannot rebuild" in pruned.stderr and pruned.stderr.count("\n") == 1
+    assert counts(workspace) == expected_counts(ops)
+
+
 def test_migration_0006_round_trip(workspace: Workspace, loopback: Loopback) -> None:
     export = FakeExport(history(days=1))
     configure(workspace, loopback.add(export.routes()))
-    config = workspace.config
     collect(workspace)
     engine = open_database(workspace.db_url)
     try:
@@ -361,15 +380,7 @@ def test_migration_0006_round_trip(workspace: Workspace, loopback: Loopback) -> 
     # count everything twice, so the collector refuses and says how to recover.
     assert "0 ok, 1 failed" in collect(workspace)
     assert "rebuild" in sql(workspace, "SELECT error_detail FROM attempts ORDER BY id DESC")[0][0]
-    rebuilt = subprocess.run(
-        [sys.executable, "-m", "tracker.collectors.plc", "rebuild", "--config", str(config)],
-        cwd=workspace.root,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    rebuilt = workspace.cli("plc", "rebuild")
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "archived pages recounted" in rebuilt.stdout
     assert "1 ok, 0 failed" in collect(workspace)

@@ -31,6 +31,7 @@ from tracker.cli.common import (
 )
 from tracker.cli.db import db_app
 from tracker.cli.history import history_app
+from tracker.cli.plc import plc_app
 from tracker.clock import clock_from_env
 from tracker.errors import TrackerError
 from tracker.exchange import export, import_csv
@@ -53,6 +54,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(history_app, name="history")
+app.add_typer(plc_app, name="plc")
 
 
 @app.command()

@@ -10,8 +10,8 @@ the export is empty (caught up), its `http.deadline` (minus one request's
 Each page is committed on its own, in one transaction: its attempt (fetch log,
 archived body, rejected lines), its counts added to the day totals
 (`accounts_created` per family, period `day`), and the new cursor
-(tracker/storage/collector_state.py). A SIGKILL therefore loses at most the page
-in flight, which the next run fetches again; nothing is counted twice. A page
+(`PlcPages` in tracker/storage/plc_rows.py). A SIGKILL therefore loses at most
+the page in flight, which the next run fetches again; nothing is counted twice. A page
 that fails (5xx, 429 beyond its retries, an HTML error page, a timeout) is
 logged as a failed attempt and ends the run; the cursor stays before it.
 
@@ -21,7 +21,8 @@ the session's log (the failed request, or a note saying why paging stopped).
 Reparse: the day totals are sums over pages and no run owns them (their points
 keep `run_id` NULL), so `tracker reparse` leaves them and rebuilds only the
 rejections and outcomes of the page attempts. After a fix to the counting
-itself, `rebuild()` recounts every archived page in order.
+itself, `tracker plc rebuild` recounts every archived page in order
+(tracker/storage/plc_rows.py `rebuild`).
 """
 
 from __future__ import annotations
@@ -29,46 +30,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from datetime import time as day_start
-
-from sqlalchemy import Connection, Engine
+from datetime import datetime
 
 from tracker.collectors.base import Collector
 from tracker.config import PlcSettings
 from tracker.http.session import TargetSession
 from tracker.model import Fetched, Parsed, PayloadError, SourceFacts, TargetResult
 from tracker.parsers import plc as p
-from tracker.storage.collector_state import (
-    add_to_points,
-    delete_state,
-    read_state,
-    swap_state,
-)
-from tracker.storage.engine import write_transaction
 from tracker.storage.history import History
-from tracker.storage.payload_archive import PayloadReader, decoded_bodies
-from tracker.storage.plc_rows import (
-    answered_page_digests,
-    delete_points_of,
-    has_points,
-    running_run,
-    set_newest_attempt_observations,
-)
-from tracker.storage.points import SeriesIds
-from tracker.storage.store import Store
+from tracker.storage.plc_rows import SOURCE, PlcPages
 from tracker.targets import Target, unique_targets
 
 log = logging.getLogger(__name__)
 
-SOURCE = "plc"
-CURSOR_KEY = "export_cursor"
-"""One cursor per database: a mirror of the directory continues where the last one stopped."""
 PROGRESS_EVERY = 30.0
 """Seconds between two progress log lines."""
 
@@ -117,14 +95,13 @@ class PlcCollector(Collector[PlcSettings]):
     async def fetch(self, target: Target, session: TargetSession, history: History) -> None:
         if history.engine is None:
             raise RuntimeError("the plc collector commits page by page and needs the database")
-        engine = history.engine
-        store = Store(engine)
-        run_id = _current_run(engine)
-        if read_state(engine, SOURCE, CURSOR_KEY) is None and _has_counts(engine):
+        pages = PlcPages(history.engine)
+        run_id = _current_run(pages)
+        if pages.cursor() is None and pages.has_counts():
             raise CursorLost(
                 "day counts are stored but the export cursor is not (a database copied "
                 "without its collector_state table?): paging from the start would count "
-                "everything twice; run `python -m tracker.collectors.plc rebuild`"
+                "everything twice; run `tracker plc rebuild`"
             )
         margin = session.context.settings.timeout
         progress = Progress()
@@ -136,7 +113,7 @@ class PlcCollector(Collector[PlcSettings]):
             if session.remaining < margin:
                 reason = "stopped at the run's deadline (http.deadline); the next run resumes"
                 break
-            stored = read_state(engine, SOURCE, CURSOR_KEY)
+            stored = pages.cursor()
             cursor = p.Cursor.loads(stored)
             params: dict[str, str | int] = {"count": self.settings.page_size}
             if cursor.after is not None:
@@ -160,7 +137,7 @@ class PlcCollector(Collector[PlcSettings]):
                 )
                 return
             session.records.pop()  # committed with its page below, not by the runner
-            self._commit(store, run_id, target, record, page, stored)
+            self._commit(pages, run_id, target, record, page, stored)
             progress.pages += 1
             progress.created += page.created
             progress.repeated += page.repeated
@@ -179,7 +156,7 @@ class PlcCollector(Collector[PlcSettings]):
 
     def _commit(
         self,
-        store: Store,
+        pages: PlcPages,
         run_id: int,
         target: Target,
         record: Fetched,
@@ -196,31 +173,10 @@ class PlcCollector(Collector[PlcSettings]):
             fetched=[record],
             parsed=parsed,
         )
-        counts = {(family, _midnight(day)): n for (day, family), n in page.counts.items()}
-
-        def also(connection: Connection) -> None:
-            touched = add_to_points(
-                connection,
-                store.series_ids,
-                source=SOURCE,
-                platform=p.PLATFORM,
-                metric=p.METRIC,
-                period="day",
-                counts=counts,
-            )
-            swap_state(
-                connection, SOURCE, CURSOR_KEY, stored, page.cursor.dumps(), record.fetched_at
-            )
-            set_newest_attempt_observations(connection, run_id, SOURCE, touched)
-
-        store.write_target(run_id, result, also)
+        pages.commit_page(run_id, result, page, stored, record.fetched_at)
 
     def parse(self, target: str, records: Sequence[Fetched], observed_at: datetime) -> Parsed:
         return p.parse(target, records, observed_at, families=self.settings.families)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, day_start(0), tzinfo=UTC)
 
 
 def _refused(record: Fetched, exc: PayloadError) -> Fetched:
@@ -257,84 +213,9 @@ class CursorLost(RuntimeError):
     """Counts without a cursor: refusing to page from the start and count them twice."""
 
 
-def _has_counts(engine: Engine) -> bool:
-    return has_points(engine, SOURCE)
-
-
-def _current_run(engine: Engine) -> int:
+def _current_run(pages: PlcPages) -> int:
     """The run this process has open for `plc` (the runner opened it; pages join it)."""
-    run_id = running_run(engine, SOURCE, os.getpid())
+    run_id = pages.running_run(os.getpid())
     if run_id is None:
         raise RuntimeError("no running `plc` run of this process to attach the pages to")
     return run_id
-
-
-def rebuild(engine: Engine, settings: PlcSettings) -> int:
-    """Recount every archived page in order, replacing the day totals and the cursor.
-
-    For a fix to the counting (or new family rules): the pages are read back from
-    the payload archive oldest first and counted again as if fetched now, in one
-    transaction. Returns the pages read; raises if any page's body was pruned
-    (then nothing is changed: collect the export again from an empty cursor).
-    """
-    reader = PayloadReader()
-    with write_transaction(engine) as connection:
-        digests = answered_page_digests(connection, SOURCE, p.KIND)
-        cursor = p.Cursor()
-        totals: Counter[tuple[date, str]] = Counter()
-        for digest in digests:
-            body = decoded_bodies(reader, connection, {digest}).get(digest) if digest else None
-            if body is None:
-                raise RuntimeError(f"an archived export page ({digest}) was pruned: cannot rebuild")
-            page = p.parse_page(body, cursor, settings.families)
-            totals.update(page.counts)
-            cursor = page.cursor
-        delete_points_of(connection, SOURCE)
-        delete_state(connection, SOURCE, CURSOR_KEY)
-        add_to_points(
-            connection,
-            SeriesIds(),
-            source=SOURCE,
-            platform=p.PLATFORM,
-            metric=p.METRIC,
-            period="day",
-            counts={(family, _midnight(day)): n for (day, family), n in totals.items()},
-        )
-        if digests:
-            swap_state(connection, SOURCE, CURSOR_KEY, None, cursor.dumps(), datetime.now(UTC))
-    return len(digests)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tracker.collectors.plc rebuild [--config PATH]` (holds the collection lock)."""
-    import argparse
-    from pathlib import Path
-
-    from tracker.errors import TrackerError
-    from tracker.loader import load_config
-    from tracker.lock import database_lock
-    from tracker.storage.engine import open_database
-
-    parser = argparse.ArgumentParser(prog="python -m tracker.collectors.plc")
-    parser.add_argument("command", choices=["rebuild"], help="recount every archived page")
-    parser.add_argument("--config", type=Path, default=None)
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        settings = config.collectors.get(SOURCE)
-        plc_settings = settings if isinstance(settings, PlcSettings) else PlcSettings()
-        with database_lock(config.database):
-            engine = open_database(config.database)
-            try:
-                pages = rebuild(engine, plc_settings)
-            finally:
-                engine.dispose()
-    except (TrackerError, RuntimeError) as exc:
-        print(f"plc rebuild: {exc}", file=sys.stderr)
-        return 1
-    print(f"plc rebuild: {pages:,} archived pages recounted; the cursor follows the last one")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
