@@ -345,8 +345,8 @@ def test_rebuild_command_errors_are_one_line_and_change_nothing(
     collect(workspace)
     with database_lock(workspace.db_url):  # a collection is running
         held = workspace.cli("plc", "rebuild")
-    assert held.returncode == 1
-    assert held.stderr.startswith("plc rebuild: another collection holds the lock")
+    assert held.returncode == 75
+    assert held.stderr.startswith("error: another collection holds the lock")
     assert held.stderr.count("\n") == 1
     with sqlite3.connect(workspace.db) as db:  # as if a page's body had been pruned
         db.execute("UPDATE fetches SET payload_id = NULL WHERE id = (SELECT min(id) FROM fetches)")

@@ -3,14 +3,15 @@
 After a fix to the counting (or new `collectors.plc.families`), every archived page
 is read back oldest first and counted again, in one transaction, replacing the day
 totals and the cursor (tracker/storage/plc_rows.py `rebuild`). Holds the collection
-lock, so no `plc` run pages meanwhile. Any error is one line on stderr, exit 1.
+lock, so no `plc` run pages meanwhile. Errors are one line, with the exit codes of
+every command: 2 for a config mistake, 75 when a collection holds the lock, 1 else.
 """
 
 from __future__ import annotations
 
 import typer
 
-from tracker.cli.common import ConfigOption
+from tracker.cli.common import ConfigOption, one_line_errors
 from tracker.errors import TrackerError
 
 plc_app = typer.Typer(
@@ -20,6 +21,7 @@ plc_app = typer.Typer(
 
 
 @plc_app.command("rebuild")
+@one_line_errors
 def rebuild_command(config: ConfigOption = None) -> None:
     """Recount every archived export page in order, replacing the day totals and the cursor.
 
@@ -41,7 +43,6 @@ def rebuild_command(config: ConfigOption = None) -> None:
                 pages = rebuild(engine, plc_settings)
             finally:
                 engine.dispose()
-    except (TrackerError, RuntimeError) as exc:
-        typer.echo(f"plc rebuild: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except RuntimeError as exc:  # a pruned page: nothing was changed
+        raise TrackerError(f"plc rebuild: {exc}") from None
     typer.echo(f"plc rebuild: {pages:,} archived pages recounted; the cursor follows the last one")
