@@ -68,9 +68,9 @@ FAMILIES = (
     ("pixelfed", 0.02),
 )
 NODEINFO_FILE = {
-    "pleroma": "nodeinfo/pleroma_2.0.json",
-    "gotosocial": "nodeinfo/gotosocial_2.1.json",
-    "pixelfed": "nodeinfo/pixelfed_2.0.json",
+    "pleroma": "fediverse/nodeinfo/pleroma_2.0.json",
+    "gotosocial": "fediverse/nodeinfo/gotosocial_2.1.json",
+    "pixelfed": "fediverse/nodeinfo/pixelfed_2.0.json",
 }
 SYLLABLES = ("ka", "ri", "to", "mo", "na", "shi", "ya", "po", "lu", "ve", "ra", "ne", "zo", "fi")
 TLDS = ("social", "com", "net", "org", "jp", "de", "xyz", "online", "club", "io", "fr", "uk")

@@ -36,7 +36,7 @@ def test_collect_and_export_match_what_servers_published(
     assert "fediverse: 4 targets: 4 ok, 0 failed, 0 skipped" in result.stdout
 
     key = lambda site: site.url.removeprefix("http://")  # noqa: E731
-    pleroma_doc = pl.payload("nodeinfo/pleroma_2.0.json")
+    pleroma_doc = pl.payload("fediverse/nodeinfo/pleroma_2.0.json")
     usage = pleroma_doc["usage"]
     at = iso(NOW)
     expected = (

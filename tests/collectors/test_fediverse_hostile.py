@@ -36,7 +36,7 @@ def good_nodeinfo(users: Any = 10, active: Any = 5, half: Any = 7, posts: Any = 
     }
 
 
-RATE_LIMITED = pl.payload("mastodon/error_429_rate_limited.json")
+RATE_LIMITED = pl.payload("fediverse/mastodon/error_429_rate_limited.json")
 
 HOSTILE: dict[str, Any] = {
     "hang": lambda: {"*": Reply(hang=True)},

@@ -69,7 +69,7 @@ class FakeAQS:
         days = {day: n for day, n in self.views.get(key, {}).items() if first <= day <= last}
         if not days:
             return no_data(request.path)
-        template = payload("wikimedia/pageviews_per_article_daily.json")["items"][0]
+        template = payload("wikipedia/pageviews_per_article_daily.json")["items"][0]
         items = [
             template
             | {
@@ -87,12 +87,12 @@ class FakeAQS:
 
 
 def no_data(path: str) -> Reply:
-    body = payload("wikimedia/error_404_no_data.json") | {"uri": path}
+    body = payload("wikipedia/error_404_no_data.json") | {"uri": path}
     return Reply(404, body, content_type="application/problem+json")
 
 
 def invalid_route(path: str) -> Reply:
-    body = payload("wikimedia/error_404_invalid_route.json") | {"uri": path}
+    body = payload("wikipedia/error_404_invalid_route.json") | {"uri": path}
     return Reply(404, body, content_type="application/problem+json")
 
 

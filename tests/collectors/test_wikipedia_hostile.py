@@ -26,7 +26,7 @@ DEADLINE = 4.0
 
 def real_items(**changes: Any) -> dict[str, Any]:
     """The fixture payload's five days (2022-11-01..05), relabelled for one article."""
-    document: dict[str, Any] = payload("wikimedia/pageviews_per_article_daily.json")
+    document: dict[str, Any] = payload("wikipedia/pageviews_per_article_daily.json")
     for item in document["items"]:
         item.update(changes)
     return document

@@ -241,7 +241,7 @@ def test_cluster_members_edge_cases() -> None:
 
 
 def nodeinfo(**metadata: Any) -> dict[str, Any]:
-    document: dict[str, Any] = payload("nodeinfo/mastodon_2.0.json")
+    document: dict[str, Any] = payload("fediverse/nodeinfo/mastodon_2.0.json")
     document["metadata"] = metadata
     return document
 
@@ -275,7 +275,7 @@ def test_flags_off(value: Any) -> None:
     ],
 )
 def test_real_nodeinfo_documents_are_not_opted_out(name: str) -> None:
-    assert privacy_opt_out(payload(f"nodeinfo/{name}")) is None
+    assert privacy_opt_out(payload(f"fediverse/nodeinfo/{name}")) is None
 
 
 @pytest.mark.parametrize("document", [None, [], "x", {}, {"metadata": None}, {"metadata": []}])

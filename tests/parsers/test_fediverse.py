@@ -37,7 +37,7 @@ def values(observations: list[Observation], period: str = "") -> dict[str, int]:
     ],
 )
 def test_pick_nodeinfo_prefers_newest_2x(name: str, expected: str | None) -> None:
-    document = payload(f"nodeinfo/{name}")
+    document = payload(f"fediverse/nodeinfo/{name}")
     href = p.pick_nodeinfo_href(document)
     if expected is not None:
         assert href == expected
@@ -55,10 +55,10 @@ def test_pick_nodeinfo_ignores_junk() -> None:
 
 def test_mastodon_nodeinfo_plus_instance_activity_and_peers() -> None:
     records = [
-        record(p.NODEINFO, payload("nodeinfo/mastodon_2.0.json")),
-        record(p.INSTANCE_V2, payload("mastodon/instance_v2.json")),
-        record(p.ACTIVITY, payload("mastodon/instance_activity.json")),
-        record(p.PEERS, payload("mastodon/instance_peers.json")),
+        record(p.NODEINFO, payload("fediverse/nodeinfo/mastodon_2.0.json")),
+        record(p.INSTANCE_V2, payload("fediverse/mastodon/instance_v2.json")),
+        record(p.ACTIVITY, payload("fediverse/mastodon/instance_activity.json")),
+        record(p.PEERS, payload("fediverse/mastodon/instance_peers.json")),
     ]
     parsed = p.parse("mastodon.social", records, NOW)
     assert parsed.failure is None
@@ -81,7 +81,7 @@ def test_mastodon_nodeinfo_plus_instance_activity_and_peers() -> None:
 def test_activity_bucket_goes_to_the_week_it_mostly_covers() -> None:
     # 1667311392 = Tue 2022-11-01 14:03 UTC: the window Tue..Mon lies mostly in the
     # ISO week of Monday 2022-10-31.
-    document = payload("mastodon/instance_activity.json")
+    document = payload("fediverse/mastodon/instance_activity.json")
     observations, rejected = p.read_activity(document, "mastodon", "m.s", NOW)
     assert not rejected
     by_week = {(o.metric, o.observed_at): o.value for o in observations}
@@ -110,8 +110,8 @@ def test_aligned_buckets_replace_and_hostile_buckets_are_rejected() -> None:
 
 def test_misskey_uses_local_counts_not_federated_ones() -> None:
     records = [
-        record(p.NODEINFO, payload("nodeinfo/misskey_2.1.json")),
-        record(p.MISSKEY_STATS, payload("misskey/stats.json")),
+        record(p.NODEINFO, payload("fediverse/nodeinfo/misskey_2.1.json")),
+        record(p.MISSKEY_STATS, payload("fediverse/misskey/stats.json")),
     ]
     parsed = p.parse("misskey.io", records, NOW)
     assert parsed.platform == "misskey"
@@ -126,8 +126,8 @@ def test_misskey_uses_local_counts_not_federated_ones() -> None:
 
 def test_lemmy_site_counts_fill_what_nodeinfo_lacks() -> None:
     records = [
-        record(p.NODEINFO, payload("nodeinfo/lemmy_2.1.json")),
-        record(p.LEMMY_SITE, payload("lemmy/site_v3.json")),
+        record(p.NODEINFO, payload("fediverse/nodeinfo/lemmy_2.1.json")),
+        record(p.LEMMY_SITE, payload("fediverse/lemmy/site_v3.json")),
     ]
     parsed = p.parse("lemmy.example", records, NOW)
     assert parsed.platform == "lemmy"
@@ -139,7 +139,7 @@ def test_lemmy_site_counts_fill_what_nodeinfo_lacks() -> None:
 
 
 def test_lemmy_1_0_counts_under_local_site() -> None:
-    document = payload("lemmy/site_v3.json")
+    document = payload("fediverse/lemmy/site_v3.json")
     counts = document["site_view"].pop("counts")
     document["site_view"]["local_site"].update(counts)
     collected = p.Counts()
@@ -158,7 +158,7 @@ def test_lemmy_1_0_counts_under_local_site() -> None:
     ],
 )
 def test_nodeinfo_only_servers(name: str, platform: str, expected: None) -> None:
-    document = payload(f"nodeinfo/{name}")
+    document = payload(f"fediverse/nodeinfo/{name}")
     parsed = p.parse("x", [record(p.NODEINFO, document)], NOW)
     assert parsed.failure is None
     assert parsed.platform == platform
@@ -171,7 +171,9 @@ def test_nodeinfo_only_servers(name: str, platform: str, expected: None) -> None
 
 def test_counts_as_strings_are_numbers() -> None:
     parsed = p.parse(
-        "blog", [record(p.NODEINFO, payload("nodeinfo/quirk_counts_as_strings_2.0.json"))], NOW
+        "blog",
+        [record(p.NODEINFO, payload("fediverse/nodeinfo/quirk_counts_as_strings_2.0.json"))],
+        NOW,
     )
     assert values(parsed.observations) == {
         "users_total": 3,
@@ -185,14 +187,16 @@ def test_counts_as_strings_are_numbers() -> None:
 
 def test_gotosocial_zero_mode_is_withheld_not_zero_users() -> None:
     parsed = p.parse(
-        "gts", [record(p.NODEINFO, payload("nodeinfo/gotosocial_2.0_stats_mode_zero.json"))], NOW
+        "gts",
+        [record(p.NODEINFO, payload("fediverse/nodeinfo/gotosocial_2.0_stats_mode_zero.json"))],
+        NOW,
     )
     assert "users_total" not in values(parsed.observations)
     assert any("withheld" in r.reason for r in parsed.rejections)
 
 
 def test_active_above_total_keeps_total_and_records_why() -> None:
-    document = payload("nodeinfo/mastodon_2.0.json")
+    document = payload("fediverse/nodeinfo/mastodon_2.0.json")
     document["usage"]["users"] = {"total": 100, "activeMonth": 500, "activeHalfyear": 90}
     parsed = p.parse("t", [record(p.NODEINFO, document)], NOW)
     got = values(parsed.observations)
@@ -238,7 +242,7 @@ def test_server_without_any_stats_is_no_stats() -> None:
 def test_mastodon_without_nodeinfo_uses_v1_instance() -> None:
     records = [
         record(p.WELLKNOWN, {}, status=404, error_kind="http_404"),
-        record(p.INSTANCE_V1, payload("mastodon/instance_v1.json")),
+        record(p.INSTANCE_V1, payload("fediverse/mastodon/instance_v1.json")),
     ]
     parsed = p.parse("counter.social", records, NOW)
     assert parsed.failure is None
@@ -266,7 +270,9 @@ def test_platform_families(software: str, family: str) -> None:
 
 
 def test_platform_from_nodeinfo_is_evidence() -> None:
-    parsed = p.parse("pl", [record(p.NODEINFO, payload("nodeinfo/pleroma_2.0.json"))], NOW)
+    parsed = p.parse(
+        "pl", [record(p.NODEINFO, payload("fediverse/nodeinfo/pleroma_2.0.json"))], NOW
+    )
     assert (parsed.platform, parsed.platform_known) == ("pleroma", True)
     assert parsed.observations
     assert all(o.platform == "pleroma" and o.platform_known for o in parsed.observations)
@@ -275,8 +281,8 @@ def test_platform_from_nodeinfo_is_evidence() -> None:
 def test_platform_from_the_mastodon_fallback_is_a_guess() -> None:
     records = [
         record(p.WELLKNOWN, {}, status=502, error_kind="http_502"),
-        record(p.INSTANCE_V1, payload("mastodon/instance_v1.json")),
-        record(p.ACTIVITY, payload("mastodon/instance_activity.json")),
+        record(p.INSTANCE_V1, payload("fediverse/mastodon/instance_v1.json")),
+        record(p.ACTIVITY, payload("fediverse/mastodon/instance_activity.json")),
     ]
     parsed = p.parse("pl", records, NOW)
     assert parsed.failure is None
@@ -296,7 +302,7 @@ def test_platform_from_the_mastodon_fallback_is_a_guess() -> None:
     ],
 )
 def test_the_fallback_guess_reads_a_compatible_version(version: str, platform: str) -> None:
-    document = payload("mastodon/instance_v1.json")
+    document = payload("fediverse/mastodon/instance_v1.json")
     document["version"] = version
     parsed = p.parse("x", [record(p.INSTANCE_V1, document)], NOW)
     assert (parsed.platform, parsed.platform_known) == (platform, False)
@@ -329,7 +335,7 @@ def test_a_rejected_partial_bucket_does_not_cost_the_newest_complete_week() -> N
 
 def test_a_partial_bucket_that_is_no_object_does_not_cost_a_rolling_week() -> None:
     # Current Mastodon: rolling windows; the newest (2022-11-08 14:03) holds today only.
-    document: list[Any] = payload("mastodon/instance_activity.json")
+    document: list[Any] = payload("fediverse/mastodon/instance_activity.json")
     document[0] = "garbage"
     observations, rejected = p.read_activity(document, "mastodon", "m.s", NOW)
     weekly = _weekly(observations)
@@ -376,7 +382,7 @@ def test_every_unreadable_bucket_has_a_rejection() -> None:
 def test_a_rolling_window_that_ended_as_the_server_answered_is_complete() -> None:
     # The server computed its answer at 2022-11-08 14:03:12, a little after our request
     # began: the window ending then is complete, the one starting then is partial.
-    document: list[Any] = payload("mastodon/instance_activity.json")
+    document: list[Any] = payload("fediverse/mastodon/instance_activity.json")
     document[0] = {"week": None}
     asked = datetime(2022, 11, 8, 14, 2, 40, tzinfo=UTC)
     observations, _ = p.read_activity(document, "mastodon", "m.s", asked)

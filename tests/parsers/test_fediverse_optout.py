@@ -11,7 +11,7 @@ from .test_fediverse import NOW, record, values
 
 
 def nodeinfo(**metadata: Any) -> dict[str, Any]:
-    document = payload("nodeinfo/mastodon_2.0.json")
+    document = payload("fediverse/nodeinfo/mastodon_2.0.json")
     document["metadata"] = metadata
     return document
 

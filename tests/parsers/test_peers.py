@@ -29,7 +29,7 @@ from tracker.parsers.peers import (
 )
 from tracker.targets import TargetError, normalise_host
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "peers"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fediverse" / "peers"
 LOOPBACK = frozenset({"127.0.0.1"})
 NOW = datetime(2025, 2, 3, 12, 0, tzinfo=UTC)
 
@@ -241,7 +241,7 @@ def test_clean_peers_empty() -> None:
 
 
 def test_mastodon_peers_payload() -> None:
-    document = payload("mastodon/instance_peers.json")
+    document = payload("fediverse/mastodon/instance_peers.json")
     raw = read_mastodon_peers(document)
     assert raw == document
     peers = clean_peers(raw)
@@ -274,7 +274,7 @@ def test_misskey_instances_keep_page_length_with_broken_items() -> None:
 
 
 def test_misskey_error_envelope_is_bad_shape() -> None:
-    error = payload("misskey/error_404_no_such_endpoint.json")
+    error = payload("fediverse/misskey/error_404_no_such_endpoint.json")
     with pytest.raises(PayloadError) as caught:
         read_misskey_instances(error)
     assert caught.value.kind == "bad_shape"

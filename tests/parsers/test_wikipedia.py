@@ -55,7 +55,7 @@ def parse(*records: Fetched, key: str = MASTODON) -> Any:
 
 
 def daily() -> dict[str, Any]:
-    document: dict[str, Any] = payload("wikimedia/pageviews_per_article_daily.json")
+    document: dict[str, Any] = payload("wikipedia/pageviews_per_article_daily.json")
     return document
 
 
@@ -259,7 +259,7 @@ def test_a_day_that_has_not_ended_is_not_stored() -> None:
 
 
 def test_monthly_items_for_a_daily_request_are_rejected() -> None:
-    document = payload("wikimedia/pageviews_per_article_monthly_ja.json")
+    document = payload("wikipedia/pageviews_per_article_monthly_ja.json")
     parsed = parse(answer(document, key="ja.wikipedia/Mixi"), key="ja.wikipedia/Mixi")
     assert parsed.observations == []
     assert parsed.failure is not None and parsed.failure.kind == "bad_shape"
@@ -282,7 +282,7 @@ def test_japanese_titles_are_matched_in_any_spelling_of_spaces() -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ["wikimedia/error_404_no_data.json", "wikimedia/error_404_no_data_legacy_restbase.json"],
+    ["wikipedia/error_404_no_data.json", "wikipedia/error_404_no_data_legacy_restbase.json"],
 )
 def test_no_data_on_a_first_fetch_means_no_such_article(shape: str) -> None:
     parsed = parse(answer(payload(shape), status=404))
@@ -296,7 +296,7 @@ def test_no_data_on_a_first_fetch_means_no_such_article(shape: str) -> None:
 
 @pytest.mark.parametrize(
     "shape",
-    ["wikimedia/error_404_no_data.json", "wikimedia/error_404_no_data_legacy_restbase.json"],
+    ["wikipedia/error_404_no_data.json", "wikipedia/error_404_no_data_legacy_restbase.json"],
 )
 def test_no_data_on_an_update_is_simply_nothing_new(shape: str) -> None:
     parsed = parse(answer(payload(shape), status=404, kind=p.KIND_UPDATE))
@@ -311,8 +311,8 @@ def test_an_empty_item_list_is_read_like_no_data() -> None:
 @pytest.mark.parametrize(
     ("shape", "status"),
     [
-        ("wikimedia/error_404_invalid_route.json", 404),
-        ("wikimedia/error_400_no_full_months.json", 400),
+        ("wikipedia/error_404_invalid_route.json", 404),
+        ("wikipedia/error_400_no_full_months.json", 400),
     ],
 )
 def test_a_refused_request_is_a_bug_report(shape: str, status: int) -> None:

@@ -649,12 +649,12 @@ _NODEINFO_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 _TEMPLATES = {
-    "mastodon": "nodeinfo/mastodon_2.0.json",
-    "misskey": "nodeinfo/misskey_2.1.json",
-    "lemmy": "nodeinfo/lemmy_2.1.json",
-    "pleroma": "nodeinfo/pleroma_2.0.json",
-    "akkoma": "nodeinfo/akkoma_2.1.json",
-    "gotosocial": "nodeinfo/gotosocial_2.1.json",
+    "mastodon": "fediverse/nodeinfo/mastodon_2.0.json",
+    "misskey": "fediverse/nodeinfo/misskey_2.1.json",
+    "lemmy": "fediverse/nodeinfo/lemmy_2.1.json",
+    "pleroma": "fediverse/nodeinfo/pleroma_2.0.json",
+    "akkoma": "fediverse/nodeinfo/akkoma_2.1.json",
+    "gotosocial": "fediverse/nodeinfo/gotosocial_2.1.json",
 }
 
 _MISSKEY_NO_SUCH_ENDPOINT = {

@@ -1,4 +1,4 @@
-"""Real-shaped payloads from `tests/fixtures/<platform>/` with the numbers a test chooses.
+"""Real-shaped payloads from `tests/fixtures/<collector>/` with the numbers a test chooses.
 
 The fixture files were written for this project in the shape of each server's
 public API (see tests/fixtures/README.md); tests load them, keep every field,
@@ -80,7 +80,7 @@ def wellknown(base: str, *versions: str) -> dict[str, Any]:
 
 
 def mastodon_nodeinfo(users: Any, active_month: Any, active_halfyear: Any, posts: Any) -> Any:
-    document = payload("nodeinfo/mastodon_2.0.json")
+    document = payload("fediverse/nodeinfo/mastodon_2.0.json")
     document["usage"]["users"] = {
         "total": users,
         "activeMonth": active_month,
@@ -91,14 +91,14 @@ def mastodon_nodeinfo(users: Any, active_month: Any, active_halfyear: Any, posts
 
 
 def mastodon_instance_v2(active_month: Any, registrations_open: bool = True) -> Any:
-    document = payload("mastodon/instance_v2.json")
+    document = payload("fediverse/mastodon/instance_v2.json")
     document["usage"]["users"]["active_month"] = active_month
     document["registrations"]["enabled"] = registrations_open
     return document
 
 
 def mastodon_instance_v1(users: Any, posts: Any, domains: Any = 100) -> Any:
-    document = payload("mastodon/instance_v1.json")
+    document = payload("fediverse/mastodon/instance_v1.json")
     document["stats"] = {"user_count": users, "status_count": posts, "domain_count": domains}
     return document
 
@@ -123,14 +123,14 @@ def aligned_activity(now: datetime, rows: list[tuple[int, int, int]]) -> list[di
 
 
 def misskey_nodeinfo(users: Any, posts: Any) -> Any:
-    document = payload("nodeinfo/misskey_2.1.json")
+    document = payload("fediverse/nodeinfo/misskey_2.1.json")
     document["usage"]["users"]["total"] = users
     document["usage"]["localPosts"] = posts
     return document
 
 
 def misskey_stats(users: Any, notes: Any, instances: Any) -> Any:
-    document = payload("misskey/stats.json")
+    document = payload("fediverse/misskey/stats.json")
     document["originalUsersCount"] = users
     document["originalNotesCount"] = notes
     document["instances"] = instances
@@ -138,7 +138,7 @@ def misskey_stats(users: Any, notes: Any, instances: Any) -> Any:
 
 
 def lemmy_site(counts: dict[str, int]) -> Any:
-    document = payload("lemmy/site_v3.json")
+    document = payload("fediverse/lemmy/site_v3.json")
     document["site_view"]["counts"].update(counts)
     return document
 
@@ -146,7 +146,7 @@ def lemmy_site(counts: dict[str, int]) -> Any:
 def lemmy_nodeinfo(
     users: int, active_month: int, active_halfyear: int, posts: int, comments: int
 ) -> Any:
-    document = payload("nodeinfo/lemmy_2.1.json")
+    document = payload("fediverse/nodeinfo/lemmy_2.1.json")
     document["usage"] = {
         "users": {"total": users, "activeHalfyear": active_halfyear, "activeMonth": active_month},
         "localPosts": posts,

@@ -194,7 +194,7 @@ class LemmySpec:
 
 def nodeinfo_only_routes(name: str) -> Routes:
     """A server that publishes NodeInfo alone (here the Pleroma-shaped fixture)."""
-    document = pl.payload(f"nodeinfo/{name}")
+    document = pl.payload(f"fediverse/nodeinfo/{name}")
     return {
         "GET /.well-known/nodeinfo": wellknown_route("2.0"),
         "GET /nodeinfo/2.0": Reply(body=document),

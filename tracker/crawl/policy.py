@@ -24,7 +24,7 @@ from pathlib import Path
 
 from publicsuffixlist import PublicSuffixList
 
-from tracker.http.addresses import literal_address
+from tracker.hosts import literal_address
 from tracker.targets import exclusion_entry, split_port
 
 

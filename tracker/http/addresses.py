@@ -10,7 +10,9 @@ checked (no second look-up that a DNS answer with a short TTL could change).
 
 Hosts listed in `http.allow_hosts` skip the rule (the tests list `127.0.0.1`; an
 admin may list an instance on their own network). An IP literal or `localhost`
-is refused unless listed, before any look-up.
+is refused unless listed, before any look-up. What a host name spells (an
+address, this machine) is read by the pure rules of `tracker.hosts`, which the
+peer-list parser and the crawl policy share.
 
 `ipaddress`'s own `is_global` is not trusted alone: on Python 3.11 it calls some
 of these ranges global (IPv4-mapped and NAT64 forms of private addresses, for
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import httpcore
 from httpcore._backends.anyio import AnyIOBackend
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from tracker.hosts import IPAddress, host_key, is_local_name, is_numeric_host, literal_address
 
 _V4_DENIED: tuple[tuple[str, str], ...] = (
     ("0.0.0.0/8", "unspecified"),
@@ -91,38 +92,6 @@ def forbidden_reason(address: IPAddress) -> str | None:
     if listed is not None:
         return listed
     return None if address.is_global else "not a public address"
-
-
-def literal_address(host: str) -> IPAddress | None:
-    """The IP address a URL host spells directly (`[::1]` or `::1`), else None."""
-    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-def host_key(host: str) -> str:
-    """One spelling per host for comparing with `allow_hosts` (IPv6 without brackets)."""
-    address = literal_address(host)
-    if address is not None:
-        return str(address)
-    return host.strip().rstrip(".").lower()
-
-
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$")
-"""`127.1`, `2130706433`, `0x7f.1`: the resolver reads these as IPv4 without DNS."""
-
-
-def is_local_name(host: str) -> bool:
-    """`localhost` and names under it resolve to this machine without asking DNS."""
-    name = host.strip().rstrip(".").lower()
-    return name == "localhost" or name.endswith(".localhost")
-
-
-def is_numeric_host(host: str) -> bool:
-    """An address in a spelling `ipaddress` does not read but the C resolver does."""
-    return bool(_NUMERIC_HOST.match(host.strip().rstrip(".").lower()))
 
 
 class AddressPolicy:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracker.http.addresses import host_key, is_local_name, is_numeric_host, literal_address
+from tracker.hosts import host_key, is_local_name, is_numeric_host, literal_address
 from tracker.model import Fetched, PayloadError, decode_json
 from tracker.parsers.fediverse import LEMMY_INSTANCES, MISSKEY_INSTANCES, PEERS
 from tracker.targets import TargetError, normalise_host
