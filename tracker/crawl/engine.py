@@ -146,7 +146,7 @@ class Crawl:
         self.collector.crawl_mode = True
         self.allow = frozenset(config.http.allow_hosts)
         self.context = HttpContext(
-            settings=config.http_for("fediverse"),
+            settings=self.collector.http,
             user_agent=user_agent(config.contact),
             clock=clock,
             respect_robots=True,
